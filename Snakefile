@@ -1,0 +1,31 @@
+# grood: gradient-based OOD detection, from data to report.  `snakemake --cores all` runs the
+# embedded default benchmark (config/config.yaml); `--configfile X.yaml` runs X *instead* of it.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+if not workflow.overwrite_configfiles:
+    configfile: workflow.source_path("config/config.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/prototypes.smk"
+include: "workflow/rules/gradients.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),
+
+
+onsuccess:
+    print_results_summary()

@@ -1,0 +1,57 @@
+"""GROOD (ElAraby et al., TMLR 2025): k-NN distance in the NCP-loss gradient space.
+
+The gradients themselves come from :mod:`grood.gradients` (a pipeline stage); this detector indexes
+the gradients of the *correctly classified* ID training samples with faiss and scores a sample by
+minus the squared L2 distance to its k-th nearest training gradient.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from grood import index as faiss_index
+from grood.detectors.base import Detector, check_finite
+
+log = logging.getLogger(__name__)
+
+
+class GROOD(Detector):
+    requires = ("gradients",)
+    fit_requires = ("gradients", "logits", "labels")
+
+    def __init__(self, k: int = 1, index: str = "flat", metric: str = "l2", nlist: int = 1024,
+                 nprobe: int = 4, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0):
+        # prototype / wrt / temperature choose which gradient store the pipeline feeds in
+        self.k, self.index, self.metric = int(k), index, metric
+        self.nlist, self.nprobe = int(nlist), int(nprobe)
+        self.prototype, self.wrt, self.temperature = prototype, wrt, float(temperature)
+
+    def fit(self, gradients: np.ndarray, logits: np.ndarray, labels: np.ndarray, **_) -> "GROOD":
+        check_finite("GROOD training gradients", gradients)
+        correct = np.asarray(logits).argmax(1) == np.asarray(labels)
+        if not correct.any():
+            raise ValueError("GROOD: no correctly classified training sample to index")
+        self.n_indexed_ = int(correct.sum())
+        self.index_ = faiss_index.build_index(gradients[correct], self.index, self.metric,
+                                              self.nlist, self.nprobe)
+        log.info("GROOD index: %d of %d training gradients (correctly classified)",
+                 self.n_indexed_, len(correct))
+        return self
+
+    def score(self, gradients: np.ndarray, **_) -> np.ndarray:
+        d = faiss_index.kth_distance(self.index_, check_finite("GROOD gradients", gradients), self.k,
+                                     self.metric)
+        return -d.astype(np.float64)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "index_" in state:
+            state["index_"] = faiss_index.serialize(state["index_"])
+        return state
+
+    def __setstate__(self, state):
+        if "index_" in state:
+            state["index_"] = faiss_index.deserialize(state["index_"])
+        self.__dict__.update(state)

@@ -1,0 +1,21 @@
+rule prototypes:
+    input:
+        model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
+        data=lambda wc: dataset_npz(BENCH[wc.bench]["id"]),
+        train_features=f"{R}/{{bench}}/seed{{seed}}/features/train.zarr",
+        ood_val=ood_val_input,
+    output:
+        npz=f"{R}/{{bench}}/seed{{seed}}/prototypes/{{source}}.npz",
+    params:
+        prototypes=config["prototypes"],
+        device=config["device"],
+        code=code_version("prototypes.py", "models.py"),
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        f"{R}/logs/{{bench}}/seed{{seed}}/prototypes/{{source}}.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/prototypes.py"

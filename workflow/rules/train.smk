@@ -1,0 +1,21 @@
+rule train:
+    input:
+        data=lambda wc: dataset_npz(BENCH[wc.bench]["id"]),
+    output:
+        model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
+        summary=f"{R}/{{bench}}/seed{{seed}}/train.json",
+    params:
+        train=lambda wc: BENCH[wc.bench]["train"],
+        device=config["device"],
+        code=code_version("models.py", "training.py", "preprocess.py"),
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        f"{R}/logs/{{bench}}/seed{{seed}}/train.log",
+    benchmark:
+        f"{R}/benchmarks/{{bench}}/seed{{seed}}/train.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/train.py"

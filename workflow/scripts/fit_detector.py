@@ -1,0 +1,5 @@
+from grood.pipeline import fit_detector_stage, setup_logging
+
+setup_logging(snakemake.log[0])
+fit_detector_stage(snakemake.params.method, dict(snakemake.params.params), list(snakemake.input.stores),
+                   snakemake.output.pkl)

@@ -1,0 +1,8 @@
+from grood.pipeline import prototypes_stage, setup_logging
+
+setup_logging(snakemake.log[0])
+prototypes_stage(snakemake.input.model, snakemake.input.data, snakemake.input.train_features,
+                 snakemake.wildcards.source, dict(snakemake.params.prototypes), snakemake.output.npz,
+                 seed=int(snakemake.wildcards.seed),
+                 ood_val_npz=snakemake.input.ood_val[0] if snakemake.input.ood_val else None,
+                 device=snakemake.params.device, threads=snakemake.threads)

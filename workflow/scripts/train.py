@@ -1,0 +1,6 @@
+from grood.pipeline import setup_logging, train_stage
+
+setup_logging(snakemake.log[0])
+train_stage(snakemake.input.data, snakemake.output.model, snakemake.output.summary,
+            dict(snakemake.params.train), int(snakemake.wildcards.seed), snakemake.params.device,
+            snakemake.threads)
