@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import pins
+from . import ondisk, pins, user
 from .errors import DataError
 from .fetch import Corrupt, deb_version, fetch_debs, fetch_wheel, manifest_digest, sha256_bytes
 from .debfile import read_members
@@ -35,7 +35,9 @@ class Source:
     build: Callable[[dict, Path], Arrays]
     params: dict[str, Any] = field(default_factory=dict)  # source-specific name -> default
     labelled: bool = True
-    class_names: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()  # empty: decided by the data (user folders, .npz)
+    #: source-specific parameter checks (may normalise ``p`` in place); DataError when bad
+    check: Callable[[dict, str], None] | None = None
 
 
 COMMON_PARAMS = {"classes": None, "max_train": None, "max_test": None, "seed": 0}
@@ -355,6 +357,30 @@ _SOURCES = [
     Source("noise", "synthetic noise images (gaussian, uniform, bernoulli, blobs), test only",
            "none (synthetic)", _build_noise, labelled=False,
            params={"kind": _REQUIRED, "n": 10000, "size": 28, "channels": 1}),
+    # the user's own files (grood.data.ondisk, grood.data.user): `path` points at them
+    Source("cifar10", "CIFAR-10 from the user's cifar-10-batches-py (path), 50k train / 10k "
+           "test, 32x32 RGB", "no licence stated (Krizhevsky 2009; research use)",
+           ondisk.build_cifar10, params={"path": _REQUIRED, "split": "all", "download": False},
+           class_names=ondisk.CIFAR10_CLASSES, check=ondisk.check_ondisk),
+    Source("cifar100", "CIFAR-100 from the user's cifar-100-python (path), 50k train / 10k "
+           "test, 32x32 RGB, fine (100) or coarse (20) labels",
+           "no licence stated (Krizhevsky 2009; research use)", ondisk.build_cifar100,
+           params={"path": _REQUIRED, "split": "all", "download": False, "label_mode": "fine"},
+           check=ondisk.check_cifar100),
+    Source("svhn", "SVHN cropped digits from the user's train_32x32.mat / test_32x32.mat "
+           "(path), 73,257 train / 26,032 test, 32x32 RGB", "non-commercial use only (Netzer "
+           "et al. 2011)", ondisk.build_svhn,
+           params={"path": _REQUIRED, "split": "all", "download": False},
+           class_names=DIGITS, check=ondisk.check_ondisk),
+    Source("image_folder", "the user's folder of images (path): class subfolders or flat, "
+           "optionally train/ + test/; PIL-decoded, grey or RGB kept", "the user's data: see "
+           "its own licence", ondisk.build_image_folder,
+           params={"path": _REQUIRED, "split": "all", "size": None, "channels": None,
+                   "test_fraction": None}, check=ondisk.check_image_folder),
+    Source("npz", "the user's .npz file (path): `images` [+ `labels`], or `x_test`/`y_test` "
+           "[+ `x_train`/`y_train`]", "the user's data: see its own licence", user.build_npz,
+           params={"path": _REQUIRED, "split": "all", "size": None, "channels": None},
+           check=user.check_npz),
 ]
 REGISTRY: dict[str, Source] = {s.name: s for s in _SOURCES}
 
@@ -406,7 +432,7 @@ def resolve_params(source: str, params: dict | None) -> dict:
             raise DataError(f"param 'classes' of source {source!r} must be a non-empty list of "
                             f"labels, got {p['classes']!r}")
         classes = [_int("classes", c, source, 0) for c in p["classes"]]
-        bad = [c for c in classes if c >= len(spec.class_names)]
+        bad = [c for c in classes if spec.class_names and c >= len(spec.class_names)]
         if bad:
             raise DataError(f"param 'classes' of source {source!r}: no label {bad[0]}; labels "
                             f"are 0..{len(spec.class_names) - 1}")
@@ -424,4 +450,6 @@ def resolve_params(source: str, params: dict | None) -> dict:
         if p["channels"] not in (1, 3):
             raise DataError(f"param 'channels' of source 'noise' must be 1 or 3, "
                             f"got {p['channels']}")
+    if spec.check is not None:
+        spec.check(p, source)
     return p
