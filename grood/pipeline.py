@@ -38,16 +38,20 @@ def setup_logging(log_path: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines list failed imports
 
 
 # --------------------------------------------------------------------------------------------- data
 
 def prepare_dataset(name: str, spec: dict, raw_dir: str | Path, out_npz: str | Path) -> None:
     """Fetch (cached, checksummed) and build dataset ``name`` from its config ``spec``."""
-    from grood.data import build_dataset
+    from grood.data import DataError, build_dataset
 
     params = {k: v for k, v in spec.items() if k not in ("source",)}
-    arrays = build_dataset(spec["source"], params, Path(raw_dir))
+    try:
+        arrays = build_dataset(spec["source"], params, Path(raw_dir))
+    except DataError as e:
+        raise DataError(f"dataset {name!r} (config datasets.{name}): {e}") from e
     meta = dict(arrays.pop("meta", {}))
     meta.update(provenance(dataset=name, spec=spec))
     for split in ("train", "test"):
@@ -254,12 +258,29 @@ def load_detector(pkl):
         return pickle.load(f)["detector"]
 
 
-def score_stage(detector_pkl, stores: list, out_npy) -> None:
+def score_stage(detector_pkl, stores: list, out_npy, model_pt=None, data_npz=None, split: str = "test",
+                device: str = "auto", threads: int | None = None) -> None:
+    """Score one part with a fitted detector; one that ``needs_network`` (ODIN) also gets the model
+    (``model_pt``) and the part's images (``split`` of ``data_npz``)."""
     from grood.detectors.base import check_finite
 
     det = load_detector(detector_pkl)
-    arrays = load_arrays(stores, det.requires)
-    scores = check_finite(f"{type(det).__name__} scores for {stores[0]}", det.score(**arrays))
+    arrays = load_arrays(stores, det.requires) if det.requires else {}
+    source = str(stores[0]) if stores else f"{data_npz} ({split})"
+    if det.needs_network:
+        if model_pt is None or data_npz is None:
+            raise ValueError(f"{type(det).__name__} needs the network: pass model_pt and data_npz "
+                             f"(the score rule adds them for detectors with needs_network)")
+        from grood.device import select_device, set_threads
+        from grood.preprocess import InputSpec
+        from grood.training import load_checkpoint
+
+        set_threads(threads)
+        dev = select_device(device)
+        model, meta = load_checkpoint(model_pt, dev)
+        images, _ = load_split(data_npz, split)
+        arrays.update(model=model, images=images, spec=InputSpec.from_dict(meta["spec"]), device=dev)
+    scores = check_finite(f"{type(det).__name__} scores for {source}", det.score(**arrays))
     with atomic_path(out_npy) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(scores, dtype=np.float64))

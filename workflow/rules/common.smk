@@ -18,34 +18,131 @@ SEEDS = config["seeds"]
 
 def _check_config():
     """Cross-field checks the schema cannot express; each error names the key and the fix."""
+    import inspect
+
     from grood.data import SOURCES as DATA_SOURCES
+    from grood.data import DataError
+    from grood.data import sources as data_sources
+    from grood.data.sources import resolve_params
     from grood.detectors import METHODS
 
+    def _same_images(a, b, resolved):
+        """Whether datasets ``a`` and ``b`` can share test images: the same source and, for on-disk
+        sources, the same path; noise only when kind, seed, size and channels all agree."""
+        import os
+
+        sa, sb = DATASETS[a]["source"], DATASETS[b]["source"]
+        if sa != sb or a not in resolved or b not in resolved:
+            return False
+        pa, pb = resolved[a], resolved[b]
+        if sa == "noise":
+            return all(pa[k] == pb[k] for k in ("kind", "seed", "size", "channels"))
+        if "path" in pa:
+            return os.path.realpath(str(pa["path"])) == os.path.realpath(str(pb["path"]))
+        return True
+
     errors = []
+    resolved = {}  # dataset name -> its resolved source params (for the overlap check below)
     for name, spec in DATASETS.items():
         if spec["source"] not in DATA_SOURCES:
             errors.append(f"datasets.{name}.source: unknown source {spec['source']!r}; "
                           f"choose one of {sorted(DATA_SOURCES)}")
+            continue
+        params = {k: v for k, v in spec.items() if k != "source"}
+        try:
+            resolved[name] = resolve_params(spec["source"], params)
+        except DataError as e:
+            required = getattr(data_sources, "_REQUIRED", None)
+            missing = [k for k, v in data_sources.REGISTRY[spec["source"]].params.items()
+                       if v is required and k not in params]
+            fix = (f" Fix: add `{missing[0]}: ...` under datasets.{name}" if missing else "")
+            errors.append(f"datasets.{name}: {str(e).rstrip('.')}.{fix}")
     for b, spec in BENCH.items():
         if spec["id"] not in DATASETS:
             errors.append(f"benchmarks.{b}.id: {spec['id']!r} is not a dataset; add it under datasets:")
+        elif DATASETS[spec["id"]]["source"] in data_sources.REGISTRY and \
+                not data_sources.REGISTRY[DATASETS[spec["id"]]["source"]].labelled:
+            errors.append(f"benchmarks.{b}.id: {spec['id']!r} (source {DATASETS[spec['id']]['source']!r}) "
+                          f"has no labels, so no network can be trained on it; choose a labelled "
+                          f"dataset with a train split as the ID set")
         for ood in spec["ood"]:
             if ood not in DATASETS:
                 errors.append(f"benchmarks.{b}.ood.{ood}: not a dataset; add it under datasets:")
             if ood == spec["id"]:
                 errors.append(f"benchmarks.{b}.ood.{ood}: the ID dataset cannot also be an OOD set")
+    # the values the prototypes/gradients wildcards accept (grood.prototypes.SOURCES,
+    # grood.gradients.WRT; not imported here: they pull in torch)
+    proto_sources, wrt_values = ("mixup", "noise", "proto_mean", "ood_val"), ("ood", "pred", "all")
+    ood_val = config["prototypes"]["ood_val_dataset"]
     for d, spec in DETECTORS.items():
         if spec["method"] not in METHODS:
             errors.append(f"detectors.{d}.method: unknown method {spec['method']!r}; "
                           f"choose one of {sorted(METHODS)}")
             continue
+        init = METHODS[spec["method"]].__init__
+        sig = {} if init is object.__init__ else inspect.signature(init).parameters
+        allowed = {k: p.default for k, p in sig.items() if k != "self"
+                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        bad = False
+        for k, v in detector_params(d).items():
+            if k not in allowed:
+                if not any(p.kind == p.VAR_KEYWORD for p in sig.values()):
+                    choose = (f"remove it or use one of {sorted(allowed)}" if allowed
+                              else "it takes no params: remove it")
+                    errors.append(f"detectors.{d}.{k}: unknown param for method {spec['method']!r}; {choose}")
+                    bad = True
+                continue
+            default = allowed[k]
+            if isinstance(default, bool):
+                ok, kind = isinstance(v, bool), "true or false"
+            elif isinstance(default, int):
+                ok, kind = isinstance(v, int) and not isinstance(v, bool), "an integer"
+            elif isinstance(default, float):
+                ok, kind = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+            elif isinstance(default, str):
+                ok, kind = isinstance(v, str), "a string"
+            else:
+                ok, kind = True, ""
+            if not ok:
+                errors.append(f"detectors.{d}.{k}: must be {kind} (default {default!r}), got {v!r}")
+                bad = True
+        if bad:
+            continue
         try:
-            detector_object(d)
+            obj = detector_object(d)
         except ValueError as e:
             errors.append(f"detectors.{d}: {e}")
-    ood_val = config["prototypes"]["ood_val_dataset"]
+            continue
+        p = obj.get_params()
+        if "prototype" in p and p["prototype"] not in proto_sources:
+            errors.append(f"detectors.{d}.prototype: unknown OOD-prototype source {p['prototype']!r}; "
+                          f"choose one of {list(proto_sources)}")
+        if "wrt" in p and p["wrt"] not in wrt_values:
+            errors.append(f"detectors.{d}.wrt: {p['wrt']!r} is not one of {list(wrt_values)}")
+        if "temperature" in p and not float(p["temperature"]) > 0:
+            errors.append(f"detectors.{d}.temperature: must be > 0, got {p['temperature']!r}")
+        if p.get("prototype") == "ood_val" and ood_val is None:
+            errors.append(f"detectors.{d}.prototype: 'ood_val' needs OOD validation images; set "
+                          f"prototypes.ood_val_dataset to a dataset that no benchmark tests on")
     if ood_val is not None and ood_val not in DATASETS:
         errors.append(f"prototypes.ood_val_dataset: {ood_val!r} is not a dataset; add it under datasets:")
+    elif ood_val is not None:
+        # the OOD-validation images must not be (or share images with) any set a benchmark tests on
+        for b, spec in BENCH.items():
+            for role, other in [("ID", spec["id"]), *(("OOD test", o) for o in spec["ood"])]:
+                if other not in DATASETS:
+                    continue
+                if other == ood_val:
+                    why = "is"
+                elif _same_images(ood_val, other, resolved):
+                    why = (f"takes its images from the same data (source "
+                           f"{DATASETS[ood_val]['source']!r}) as {other!r},")
+                else:
+                    continue
+                errors.append(f"prototypes.ood_val_dataset: {ood_val!r} {why} an {role} set "
+                              f"of benchmarks.{b}: the OOD prototype would be built from images the "
+                              f"benchmark evaluates on. Fix: choose an OOD-validation dataset "
+                              f"that no benchmark uses (another source, path or noise seed)")
     if errors:
         raise ValueError("invalid grood config:\n  - " + "\n  - ".join(errors))
 
@@ -107,22 +204,10 @@ def part_split(part):
     return "train" if part == "train" else "test"
 
 
-def uses_gradients(detector):
-    return "gradients" in (detector_object(detector).requires + detector_object(detector).fit_requires)
-
-
 def gradient_space(detector):
     """Where a gradient detector's gradients live: <prototype source>_<wrt>_T<temperature>."""
     p = detector_object(detector).get_params()
     return f"{p['prototype']}_{p['wrt']}_T{float(p['temperature']):g}"
-
-
-def detector_stores(wc, part):
-    """The Zarr stores a detector reads for one part: features, plus gradients where it needs them."""
-    stores = [f"{run_dir(wc.bench, wc.seed)}/features/{part}.zarr"]
-    if uses_gradients(wc.detector):
-        stores.append(f"{run_dir(wc.bench, wc.seed)}/gradients/{gradient_space(wc.detector)}/{part}.zarr")
-    return stores
 
 
 def ood_val_input(wc):
@@ -181,7 +266,7 @@ def evaluate_outputs(bench):
 
 
 def final_outputs():
-    return [path for bench in BENCH for path in evaluate_outputs(bench).values()]
+    return [path for bench in BENCH for path in evaluate_outputs(bench).values()] + list(datacard_outputs().values())
 
 
 def print_results_summary():
@@ -190,3 +275,42 @@ def print_results_summary():
         out = evaluate_outputs(bench)
         print(f"  {bench}: table {out['table_md']}, metrics {out['metrics_csv']}, "
               f"figures {Path(out['hist']).parent}/")
+
+
+# ------------------------------------------------------------------ detector inputs (per stage)
+
+GRADIENT_STORE_ARRAYS = ("gradients", "proto_dist", "pi_ood")
+
+
+def detector_array_stores(wc, part, names):
+    """The Zarr stores holding the arrays ``names`` for one part: the feature store for features,
+    logits and labels, the detector's gradient store for gradients, proto_dist and pi_ood."""
+    names = set(names)
+    stores = []
+    if names - set(GRADIENT_STORE_ARRAYS):
+        stores.append(f"{run_dir(wc.bench, wc.seed)}/features/{part}.zarr")
+    if names & set(GRADIENT_STORE_ARRAYS):
+        stores.append(f"{run_dir(wc.bench, wc.seed)}/gradients/{gradient_space(wc.detector)}/{part}.zarr")
+    return stores
+
+
+def fit_stores(wc):
+    return detector_array_stores(wc, "train", detector_object(wc.detector).fit_requires)
+
+
+def score_stores(wc):
+    return detector_array_stores(wc, wc.part, detector_object(wc.detector).requires)
+
+
+def needs_network(detector):
+    return bool(detector_object(detector).needs_network)
+
+
+def network_model(wc):
+    """The checkpoint, for detectors that run the network at scoring time (ODIN); else nothing."""
+    return [f"{run_dir(wc.bench, wc.seed)}/model.pt"] if needs_network(wc.detector) else []
+
+
+def network_data(wc):
+    """The part's dataset, for detectors that run the network at scoring time (ODIN); else nothing."""
+    return [dataset_npz(part_dataset(wc.bench, wc.part))] if needs_network(wc.detector) else []
