@@ -1,0 +1,646 @@
+"""Speed and memory of grood's fast paths against the reference way, measured in one run.
+
+    python -m grood.bench [--quick] [--device auto|cpu|cuda] [--json out.json]
+                          [--cases 1,4] [--repeats N] [--threads N]
+
+Every case runs *ours* and one or more *reference* ways in the same process on the same inputs:
+an untimed warm-up of each (where peak memory is taken and whose outputs are compared), then
+``repeats`` timed rounds, interleaved, with the order rotated each round so that no way always runs
+first.  Times are medians (``time.perf_counter``); ``ratio = reference / ours`` (above 1: ours is
+faster).  Ratios, not seconds, are the result: both sides see the same machine at the same moment,
+so a ratio survives a noisy shared machine far better than either time.
+
+Peak memory is measured only where the tools can see it: ``tracemalloc`` for ways whose large
+buffers are numpy/Python objects, ``torch.cuda.max_memory_allocated`` for GPU ways.  torch's CPU
+allocator, faiss and scikit-learn's C++ kernels allocate outside tracemalloc's view, so those cells
+read "—" rather than a number that would look like zero.
+
+The cases are plain functions (``case_gradients`` … ``case_metrics``) returning :class:`Row`s;
+``tests/test_bench.py`` runs them at tiny sizes so the benchmark cannot rot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from grood.gradients import grood_gradients, grood_gradients_autograd
+
+CASES = {
+    1: "GROOD gradients",
+    2: "GradNorm",
+    3: "shared features",
+    4: "kNN search",
+    5: "Zarr writes",
+    6: "OOD metrics",
+}
+
+#: sizes per mode; ``quick`` keeps a run near a minute on 2 idle CPU cores, ``full`` near five
+SIZES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "gradients": {"n": 2_000, "dims": (64, 512), "num_classes": 10},
+        "gradnorm": {"n": 2_000, "dim": 512, "num_classes": 10},
+        "features": {"n": 1_000, "k_detectors": 5},
+        "knn": {"n_queries": 2_000, "n_index": 50_000, "dims": (64,), "k": 50},
+        "zarr": {"n_rows": 20_000, "width": 512},
+        "metrics": {"n": 200_000},
+    },
+    "full": {
+        "gradients": {"n": 10_000, "dims": (64, 512), "num_classes": 10},
+        "gradnorm": {"n": 10_000, "dim": 512, "num_classes": 10},
+        "features": {"n": 10_000, "k_detectors": 5},
+        "knn": {"n_queries": 10_000, "n_index": 50_000, "dims": (64, 512), "k": 50},
+        "zarr": {"n_rows": 50_000, "width": 512},
+        "metrics": {"n": 1_000_000},
+    },
+}
+
+
+# ----------------------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Way:
+    """One way of computing a case's result: ``fn()`` returns it; ``memory`` says how to see its peak."""
+
+    fn: Callable[[], Any]
+    memory: str | None = "host"  # "host" (tracemalloc), "cuda" (torch.cuda), None (not measurable)
+    device: torch.device | None = None  # synchronised around the timer when CUDA
+
+
+@dataclass
+class Measured:
+    output: Any
+    times: list[float]
+    peak_bytes: int | None
+    memory: str | None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def _sync(device: torch.device | None) -> None:
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak(way: Way) -> tuple[Any, int | None]:
+    """Run ``way`` once (the warm-up) and return its output and peak memory in bytes (or None)."""
+    if way.memory == "host":
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            out = way.fn()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return out, peak
+    if way.memory == "cuda":
+        dev = way.device or torch.device("cuda")
+        _sync(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        out = way.fn()
+        _sync(dev)
+        return out, torch.cuda.max_memory_allocated(dev) - base
+    out = way.fn()
+    _sync(way.device)
+    return out, None
+
+
+def measure(ways: dict[str, Way], repeats: int = 3,
+            cleanup: Callable[[Any], None] | None = None) -> dict[str, Measured]:
+    """Warm up every way (peak memory, kept output), then time ``repeats`` interleaved rounds.
+
+    A way whose memory is measured runs twice before timing: once plain, once traced, so that
+    first-call imports and caches do not count towards its peak.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    names = list(ways)
+    result: dict[str, Measured] = {}
+    for name in names:
+        if ways[name].memory is not None:  # first calls import and initialise; keep that out of the peak
+            first = ways[name].fn()
+            if cleanup is not None:
+                cleanup(first)
+            del first
+        out, peak = _peak(ways[name])
+        result[name] = Measured(out, [], peak, ways[name].memory if peak is not None else None)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            w = ways[name]
+            _sync(w.device)
+            t0 = time.perf_counter()
+            out = w.fn()
+            _sync(w.device)
+            result[name].times.append(time.perf_counter() - t0)
+            if cleanup is not None:
+                cleanup(out)
+            del out
+    return result
+
+
+def agreement(ours: np.ndarray, reference: np.ndarray, tol: float) -> tuple[bool, float]:
+    """``max|ours − ref| ≤ tol · max|ref|``; returns (ok, that relative error). ``tol=0``: bit-equal."""
+    a = np.asarray(ours, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    if a.shape != b.shape:
+        return False, float("inf")
+    if tol == 0:
+        return bool(np.array_equal(a, b)), 0.0 if np.array_equal(a, b) else float("inf")
+    scale = float(np.abs(b).max()) if b.size else 0.0
+    if scale == 0.0 or not np.isfinite(a).all():
+        return False, float("inf")  # agreement between zeros (or with NaN) proves nothing
+    err = float(np.abs(a - b).max()) / scale
+    return err <= tol, err
+
+
+@dataclass
+class Row:
+    case: int
+    name: str
+    size: str
+    ours: str
+    reference: str
+    device: str
+    ours_s: float
+    ref_s: float
+    ratio: float
+    ours_peak_mb: float | None
+    ref_peak_mb: float | None
+    memory: str  # how each peak was taken, "ours/ref": host (tracemalloc), cuda, none
+    agree: bool
+    error: float  # relative error (see ``agreement``); 0 for bit-equal
+    tol: float
+    note: str = ""
+    ours_times: list[float] = field(default_factory=list)
+    ref_times: list[float] = field(default_factory=list)
+
+
+def _mb(m: Measured) -> float | None:
+    return None if m.peak_bytes is None else m.peak_bytes / 2**20
+
+
+def _memory_label(ours: Measured, ref: Measured) -> str:
+    return f"{ours.memory or 'none'}/{ref.memory or 'none'}"
+
+
+def make_row(case: int, name: str, size: str, ours_name: str, ref_name: str, m: dict[str, Measured],
+             ok_err: tuple[bool, float], tol: float, device: str, note: str = "") -> Row:
+    o, r = m[ours_name], m[ref_name]
+    return Row(case, name, size, ours_name, ref_name, device, o.median, r.median, r.median / o.median,
+               _mb(o), _mb(r), _memory_label(o, r), ok_err[0], ok_err[1], tol, note,
+               list(o.times), list(r.times))
+
+
+# ------------------------------------------------------------------------------------ 1. gradients
+
+
+def grood_gradients_vmap(features, logits, prototypes, p_ood, temperature: float = 1.0,
+                         device: torch.device | str = "cpu", chunk_size: int = 4096) -> np.ndarray:
+    """∂ℓ/∂p_ood per sample by ``torch.func.vmap(grad(loss))`` in float32 (the idiomatic torch way)."""
+    from torch.func import grad, vmap
+
+    device = torch.device(device)
+    h = torch.as_tensor(np.asarray(features), dtype=torch.float32, device=device)
+    yhat = torch.as_tensor(np.asarray(logits)).argmax(1).to(device)
+    protos = torch.as_tensor(np.asarray(prototypes), dtype=torch.float32, device=device)
+    pood = torch.as_tensor(np.asarray(p_ood), dtype=torch.float32, device=device)
+
+    def loss(p, x, y):
+        m = torch.cat([protos, p[None]])
+        s = -torch.linalg.vector_norm(x[None] - m, dim=1) / temperature
+        return torch.nn.functional.cross_entropy(s[None], y[None])
+
+    g = vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=chunk_size)(pood, h, yhat)
+    return g.cpu().numpy()
+
+
+def gradient_problem(n: int, dim: int, num_classes: int, seed: int = 0):
+    """Features near C prototypes at a scale where the OOD prototype's softmax share is not negligible."""
+    rng = np.random.default_rng(seed)
+    protos = rng.normal(size=(num_classes, dim)) * 3.0 / np.sqrt(dim)
+    y = rng.integers(0, num_classes, n)
+    h = protos[y] + rng.normal(size=(n, dim)) / np.sqrt(dim)
+    logits = rng.normal(size=(n, num_classes)) + 3.0 * np.eye(num_classes)[y]
+    p_ood = protos.mean(0)
+    f32 = np.float32
+    return h.astype(f32), logits.astype(f32), protos.astype(f32), p_ood.astype(f32)
+
+
+def case_gradients(n: int = 10_000, dims=(64, 512), num_classes: int = 10, repeats: int = 3,
+                   devices=("cpu",), seed: int = 0) -> list[Row]:
+    """GROOD's ∂ℓ/∂p_ood: closed form (numpy, batched) vs per-sample autograd vs vmap(grad)."""
+    rows = []
+    for dim in dims:
+        h, z, P, po = gradient_problem(n, dim, num_classes, seed)
+        size = f"N={n:,} D={dim} C={num_classes}"
+        paths = {
+            "closed form": Way(lambda: grood_gradients(h, z, P, po)),
+            "per-sample autograd": Way(lambda: grood_gradients_autograd(h, z, P, po), memory=None),
+            "vmap(grad)": Way(lambda: grood_gradients_vmap(h, z, P, po), memory=None),
+        }
+        for dev in devices:
+            if dev != "cpu":
+                d = torch.device(dev)
+                paths[f"vmap(grad) {d.type}"] = Way(
+                    lambda d=d: grood_gradients_vmap(h, z, P, po, device=d), memory="cuda", device=d)
+        m = measure(paths, repeats)
+        ours = m["closed form"].output
+        tols = {"per-sample autograd": 1e-6, "vmap(grad)": 1e-5}
+        for ref in paths:
+            if ref == "closed form":
+                continue
+            tol = tols.get(ref, 1e-5)
+            note = ("float64 loop, one autograd.grad per sample" if ref == "per-sample autograd"
+                    else "float32; ours runs on the CPU" if ref.startswith("vmap(grad) ") else "float32")
+            rows.append(make_row(1, "GROOD gradients", size, "closed form", ref, m,
+                                 agreement(ours, m[ref].output, tol), tol,
+                                 "cuda" if ref.endswith("cuda") else "cpu", note))
+    return rows
+
+
+# ------------------------------------------------------------------------------------- 2. GradNorm
+
+
+def gradnorm_autograd(features: np.ndarray, fc: torch.nn.Linear, temperature: float = 1.0) -> np.ndarray:
+    """GradNorm as the official code computes it: batch size 1, all-ones target, ‖∂L/∂W‖₁ per sample.
+
+    The all-ones target gives ``C·S``; the result is divided by ``C`` to be comparable.
+    """
+    num_classes = fc.out_features
+    logsoftmax = torch.nn.LogSoftmax(dim=-1)
+    targets = torch.ones((1, num_classes))
+    scores = np.empty(len(features))
+    for i, h in enumerate(torch.as_tensor(np.asarray(features), dtype=torch.float32)):
+        fc.zero_grad()
+        out = fc(h[None]) / temperature
+        loss = torch.mean(torch.sum(-targets * logsoftmax(out), dim=-1))
+        loss.backward()
+        scores[i] = fc.weight.grad.abs().sum().item()
+    return scores / num_classes
+
+
+def case_gradnorm(n: int = 10_000, dim: int = 512, num_classes: int = 10, repeats: int = 3,
+                  seed: int = 0) -> list[Row]:
+    """GradNorm: closed form ``‖h‖₁‖p − u‖₁/T`` on cached arrays vs batch-1 autograd through nn.Linear."""
+    try:
+        from grood.detectors.gradnorm import GradNorm
+    except ImportError:  # the detector is optional for the benchmark
+        return []
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    fc = torch.nn.Linear(dim, num_classes)
+    h = np.maximum(rng.normal(size=(n, dim)), 0).astype(np.float32)  # ReLU-like penultimate features
+    with torch.no_grad():
+        z = fc(torch.from_numpy(h)).numpy()  # the logits the pipeline has cached
+    det = GradNorm()
+    paths = {
+        "closed form": Way(lambda: det.score(features=h, logits=z)),
+        "batch-1 autograd": Way(lambda: gradnorm_autograd(h, fc), memory=None),
+    }
+    m = measure(paths, repeats)
+    tol = 1e-5
+    return [make_row(2, "GradNorm", f"N={n:,} D={dim} C={num_classes}", "closed form", "batch-1 autograd",
+                     m, agreement(m["closed form"].output, m["batch-1 autograd"].output, tol), tol, "cpu",
+                     "head only; the official code back-propagates through the whole backbone")]
+
+
+# ------------------------------------------------------------------------------ 3. shared features
+
+
+def shareable_detectors(k: int) -> list[str]:
+    """The first ``k`` registered detectors that score cached features/logits without fitting."""
+    from grood.detectors import METHODS
+
+    names = [name for name, cls in METHODS.items()
+             if not cls.fit_requires and not cls.needs_network and cls.requires
+             and set(cls.requires) <= {"features", "logits"}]
+    if len(names) < k:
+        raise ValueError(f"only {len(names)} detectors score cached features without fitting, asked for {k}")
+    return names[:k]
+
+
+def case_shared_features(n: int = 10_000, k_detectors: int = 5, repeats: int = 3, devices=("cpu",),
+                         batch_size: int = 1024, seed: int = 0) -> list[Row]:
+    """One forward pass shared by K detectors vs one forward pass per detector (a lenet, random 28×28)."""
+    from grood.detectors import make_detector
+    from grood.features import forward_batches
+    from grood.models import lenet
+    from grood.preprocess import spec_from_training
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    spec = spec_from_training(images)
+    names = shareable_detectors(k_detectors)
+    detectors = {name: make_detector(name) for name in names}
+    rows = []
+    for dev in devices:
+        device = torch.device(dev)
+        model = lenet().to(device).eval()
+
+        def shared():
+            arrays = forward_batches(model, images, spec, device, batch_size)
+            return {name: det.score(**arrays) for name, det in detectors.items()}
+
+        def per_detector():
+            out = {}
+            for name, det in detectors.items():
+                arrays = forward_batches(model, images, spec, device, batch_size)
+                out[name] = det.score(**arrays)
+            return out
+
+        mem = "cuda" if device.type == "cuda" else None
+        m = measure({"shared": Way(shared, mem, device), "per detector": Way(per_detector, mem, device)},
+                    repeats)
+        tol = 0.0 if device.type == "cpu" else 1e-5
+        checks = [agreement(m["shared"].output[k], m["per detector"].output[k], tol) for k in names]
+        ok_err = (all(c[0] for c in checks), max(c[1] for c in checks))
+        rows.append(make_row(3, "shared features", f"N={n:,} K={k_detectors} lenet", "shared", "per detector",
+                             m, ok_err, tol, device.type, f"ideal ratio {k_detectors}; " + ",".join(names)))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- 4. kNN
+
+
+def knn_faiss(index_vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    from grood.index import build_index, kth_distance
+
+    return kth_distance(build_index(index_vectors, "flat", "l2"), queries, k, "l2", use_gpu=False)
+
+
+def knn_sklearn(index_vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, _ = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(index_vectors).kneighbors(queries)
+    return dist[:, k - 1] ** 2
+
+
+def knn_numpy(index_vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """Brute force: ‖q‖² − 2qxᵀ + ‖x‖² by one GEMM per query chunk, then a partial sort."""
+    x = np.asarray(index_vectors, dtype=np.float32)
+    xx = (x.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    out = np.empty(len(queries), dtype=np.float32)
+    for start in range(0, len(queries), chunk):
+        q = np.asarray(queries[start : start + chunk], dtype=np.float32)
+        d = (q**2).sum(1)[:, None] - 2.0 * (q @ x.T) + xx[None]
+        out[start : start + chunk] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return np.maximum(out, 0.0)
+
+
+def case_knn(n_queries: int = 10_000, n_index: int = 50_000, dims=(64, 512), k: int = 50,
+             repeats: int = 3, seed: int = 0) -> list[Row]:
+    """Exact k-th neighbour distance: faiss IndexFlatL2 (ours) vs sklearn brute vs numpy brute."""
+    rows = []
+    rng = np.random.default_rng(seed)
+    for dim in dims:
+        x = rng.normal(size=(n_index, dim)).astype(np.float32)
+        q = rng.normal(size=(n_queries, dim)).astype(np.float32)
+        paths = {
+            "faiss flat": Way(lambda: knn_faiss(x, q, k), memory=None),
+            "sklearn brute": Way(lambda: knn_sklearn(x, q, k), memory=None),
+            "numpy brute": Way(lambda: knn_numpy(x, q, k), memory=None),
+        }
+        m = measure(paths, repeats)
+        tol = 1e-4
+        for ref in ("sklearn brute", "numpy brute"):
+            rows.append(make_row(4, "kNN search", f"{n_queries:,}q × {n_index:,} d={dim} k={k}", "faiss flat",
+                                 ref, m, agreement(m["faiss flat"].output, m[ref].output, tol), tol, "cpu",
+                                 "index build + search; squared k-th distance"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- 5. Zarr
+
+
+def zarr_write(path: Path, data: np.ndarray, chunk_rows: int, batch_rows: int) -> Path:
+    from grood.storage import ZarrWriter
+
+    with ZarrWriter(path, len(data), chunk_rows) as w:
+        for start in range(0, len(data), batch_rows):
+            w.write(start, x=data[start : start + batch_rows])
+    return path
+
+
+def case_zarr(n_rows: int = 50_000, width: int = 512, batch_rows: int = 1024, aligned_chunk: int = 1024,
+              misaligned_chunk: int = 1000, repeats: int = 3, workdir: str | os.PathLike | None = None,
+              seed: int = 0) -> list[Row]:
+    """ZarrWriter with chunk rows equal to the write batch vs chunks that straddle batches."""
+    from grood.storage import read_zarr
+
+    data = np.random.default_rng(seed).normal(size=(n_rows, width)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="grood-bench-", dir=workdir) as tmp:
+        counter = iter(range(10**9))
+
+        def writer(chunk):
+            return lambda: zarr_write(Path(tmp) / f"{chunk}-{next(counter)}.zarr", data, chunk, batch_rows)
+
+        ours, ref = f"chunk {aligned_chunk}", f"chunk {misaligned_chunk}"
+        m = measure({ours: Way(writer(aligned_chunk)), ref: Way(writer(misaligned_chunk))}, repeats,
+                    cleanup=lambda p: shutil.rmtree(p, ignore_errors=True))
+        back = {name: read_zarr(m[name].output)[0]["x"] for name in (ours, ref)}
+        ok = bool(np.array_equal(back[ours], data) and np.array_equal(back[ref], data))
+        ok = ok and back[ours].tobytes() == back[ref].tobytes() == data.tobytes()
+    return [make_row(5, "Zarr writes", f"{n_rows:,}×{width} f32, batch {batch_rows}", ours, ref, m,
+                     (ok, 0.0 if ok else float("inf")), 0.0, "cpu",
+                     "page-cache writes (no fsync); read back: bytes identical to the source" if ok
+                     else "read back differs from the source")]
+
+
+# ------------------------------------------------------------------------------------- 6. metrics
+
+
+def sklearn_ood_metrics(id_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, float]:
+    """The five metrics from scikit-learn: roc_auc_score, average_precision_score, roc_curve."""
+    from sklearn import metrics as skm
+
+    y = np.r_[np.ones(len(id_scores)), np.zeros(len(ood_scores))]
+    s = np.r_[id_scores, ood_scores].astype(np.float64)
+    fpr, tpr, _ = skm.roc_curve(y, s, drop_intermediate=False)
+    fpr_o, tpr_o, _ = skm.roc_curve(1 - y, -s, drop_intermediate=False)
+    return {
+        "auroc": float(skm.roc_auc_score(y, s)),
+        "aupr_in": float(skm.average_precision_score(y, s)),
+        "aupr_out": float(skm.average_precision_score(1 - y, -s)),
+        "fpr95_id": float(fpr[np.argmax(tpr >= 0.95)]),
+        "fpr95_ood": float(fpr_o[np.argmax(tpr_o >= 0.95)]),
+    }
+
+
+def case_metrics(n: int = 1_000_000, repeats: int = 3, seed: int = 0) -> list[Row]:
+    """grood.metrics.ood_metrics vs scikit-learn on ``n`` scores (half ID, half OOD; float32, so ties)."""
+    from grood.metrics import ood_metrics
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(1.0, 1.0, n // 2).astype(np.float32)
+    b = rng.normal(0.0, 1.5, n - n // 2).astype(np.float32)
+    m = measure({"grood.metrics": Way(lambda: ood_metrics(a, b)),
+                 "scikit-learn": Way(lambda: sklearn_ood_metrics(a, b))}, repeats)
+    keys = sorted(m["scikit-learn"].output)
+    vec = lambda d: np.array([d[k] for k in keys])  # noqa: E731
+    tol = 1e-9
+    return [make_row(6, "OOD metrics", f"{n:,} scores, 5 metrics", "grood.metrics", "scikit-learn", m,
+                     agreement(vec(m["grood.metrics"].output), vec(m["scikit-learn"].output), tol), tol,
+                     "cpu", "AUROC, AUPR-in/out, both FPR95")]
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def machine(device: str) -> dict:
+    import faiss
+    import sklearn
+    import zarr
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "faiss_threads": faiss.omp_get_max_threads(),
+        "torch": torch.__version__,
+        "faiss": faiss.__version__,
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "zarr": zarr.__version__,
+        "device": device,
+        "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _fmt_mb(v: float | None, kind: str) -> str:
+    return "—" if v is None else f"{v:,.1f}" + (" GPU" if kind == "cuda" else "")
+
+
+def format_table(rows: list[Row]) -> str:
+    from tabulate import tabulate
+
+    table = [[r.case, r.name, r.size, f"{r.ours} vs {r.reference}", r.device, f"{r.ours_s:.4f}", f"{r.ref_s:.4f}",
+              f"{r.ratio:.2f}×", " / ".join(_fmt_mb(v, kind) for v, kind in
+                                                   zip((r.ours_peak_mb, r.ref_peak_mb), r.memory.split("/"))),
+              ("yes" if r.agree else "NO") + (" (bit-equal)" if r.tol == 0 else f" ({r.error:.1e} ≤ {r.tol:.0e})"),
+              r.note] for r in rows]
+    headers = ["#", "case", "size", "ours vs reference", "dev", "ours (s)", "ref (s)", "ratio",
+               "peak MB ours / ref", "agree (rel. err ≤ tol)", "note"]
+    return tabulate(table, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+LEGEND = """\
+ratio = reference median / ours median (above 1: ours is faster), medians of {repeats} interleaved timed runs
+after one warm-up. Peak memory: tracemalloc (numpy/Python buffers) or torch.cuda.max_memory_allocated (GPU);
+"—" where the allocations are invisible to these tools (torch's CPU allocator, faiss, scikit-learn's C++
+kernels). Agreement: max|ours − ref| ≤ tol · max|ref| on the same inputs (bit-equal where tol is 0)."""
+
+
+def run_cases(cases: list[int], mode: str, devices: tuple[str, ...], repeats: int,
+              echo: Callable[[str], None] = lambda s: None) -> list[Row]:
+    sizes = SIZES[mode]
+    rows: list[Row] = []
+    for c in cases:
+        echo(f"case {c}: {CASES[c]} …")
+        t0 = time.perf_counter()
+        if c == 1:
+            new = case_gradients(**sizes["gradients"], repeats=repeats, devices=devices)
+        elif c == 2:
+            new = case_gradnorm(**sizes["gradnorm"], repeats=repeats)
+            if not new:
+                echo("  skipped: grood.detectors.gradnorm is not available")
+        elif c == 3:
+            new = case_shared_features(**sizes["features"], repeats=repeats, devices=devices)
+        elif c == 4:
+            new = case_knn(**sizes["knn"], repeats=repeats)
+        elif c == 5:
+            new = case_zarr(**sizes["zarr"], repeats=repeats)
+        elif c == 6:
+            new = case_metrics(**sizes["metrics"], repeats=repeats)
+        else:
+            raise ValueError(f"unknown case {c}; cases are {sorted(CASES)}")
+        echo(f"  {time.perf_counter() - t0:.1f} s")
+        rows.extend(new)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m grood.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes: about a minute on 2 CPU cores")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                    help="cuda (or auto with a GPU) also runs cases 1 and 3 on the GPU")
+    ap.add_argument("--json", metavar="OUT.json", help="also write the machine and every row as JSON")
+    ap.add_argument("--cases", default=",".join(map(str, CASES)), help="comma-separated case numbers (1-6)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per path after the warm-up (≥ 3)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="cap torch, faiss (OpenMP) and BLAS threads; default: each library's own choice")
+    args = ap.parse_args(argv)
+    if args.repeats < 3:
+        ap.error("--repeats must be at least 3 (the median of fewer is not a measurement)")
+    try:
+        cases = sorted({int(c) for c in args.cases.split(",") if c.strip()})
+    except ValueError:
+        ap.error(f"--cases takes numbers 1-6 separated by commas, got {args.cases!r}")
+    if not set(cases) <= set(CASES):
+        ap.error(f"--cases takes numbers from {sorted(CASES)}, got {cases}")
+    from grood.device import select_device
+
+    try:
+        device = select_device(args.device).type
+    except RuntimeError as e:
+        ap.error(str(e))
+    devices = ("cpu",) if device == "cpu" else ("cpu", device)
+    mode = "quick" if args.quick else "full"
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error(f"--threads must be ≥ 1, got {args.threads}")
+        import faiss
+        import sklearn.neighbors  # noqa: F401  (load its OpenMP runtime so the limit reaches it)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)  # every BLAS and OpenMP runtime loaded by now, for the whole run
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
+
+    info = machine(device)
+    print(f"grood.bench ({mode}) — " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    t0 = time.perf_counter()
+    rows = run_cases(cases, mode, devices, args.repeats, echo=lambda s: print(s, file=sys.stderr, flush=True))
+    total = time.perf_counter() - t0
+    print()
+    print(format_table(rows))
+    print()
+    print(LEGEND.format(repeats=args.repeats))
+    load = f", load average now {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    print(f"total {total:.1f} s{load}")
+    if args.json:
+        from grood.storage import save_json
+
+        save_json(args.json, {"mode": mode, "repeats": args.repeats, "total_s": total, "machine": info,
+                              "rows": [asdict(r) for r in rows]})
+    failed = [f"case {r.case} {r.ours} vs {r.reference} ({r.size})" for r in rows if not r.agree]
+    if failed:
+        print("DISAGREEMENT: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
