@@ -59,15 +59,16 @@ def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
 
 def _random_shift(x: torch.Tensor, g: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random translation by up to ``pad`` pixels (padding with the image's border value)."""
+    """Random translation of each image by up to ``pad`` pixels (border pixels repeated)."""
     n, _, h, w = x.shape
     padded = nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-    out = torch.empty_like(x)
-    for i in range(n):
-        out[i] = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
-    return out
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (n, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (n, 1, 1, w)
+    batch = torch.arange(n)[:, None, None, None]
+    chans = torch.arange(x.shape[1])[None, :, None, None]
+    return padded[batch, chans, rows, cols]
 
 
 def train(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, device: torch.device) -> TrainResult:

@@ -314,3 +314,17 @@ def network_model(wc):
 def network_data(wc):
     """The part's dataset, for detectors that run the network at scoring time (ODIN); else nothing."""
     return [dataset_npz(part_dataset(wc.bench, wc.part))] if needs_network(wc.detector) else []
+
+
+# -------------------------------------------------------------------------------- data card
+
+def datacard_datasets():
+    """Datasets with a role: each benchmark's ID and OOD sets, and the ood_val prototype set."""
+    names = [n for spec in BENCH.values() for n in (spec["id"], *spec["ood"])]
+    if config["prototypes"]["ood_val_dataset"]:
+        names.append(config["prototypes"]["ood_val_dataset"])
+    return list(dict.fromkeys(names))
+
+
+def datacard_outputs():
+    return {"md": f"{R}/datacard.md", "csv": f"{R}/datacard.csv", "png": f"{R}/datacard.png"}

@@ -2,18 +2,6 @@
 # sample images — built from the prepared npz files' metadata (cheap, no network, no torch).
 
 
-def datacard_datasets():
-    """Datasets with a role: each benchmark's ID and OOD sets, and the ood_val prototype set."""
-    names = [n for spec in BENCH.values() for n in (spec["id"], *spec["ood"])]
-    if config["prototypes"]["ood_val_dataset"]:
-        names.append(config["prototypes"]["ood_val_dataset"])
-    return list(dict.fromkeys(names))
-
-
-def datacard_outputs():
-    return {"md": f"{R}/datacard.md", "csv": f"{R}/datacard.csv", "png": f"{R}/datacard.png"}
-
-
 rule datacard:
     input:
         data=[dataset_npz(name) for name in datacard_datasets()],
