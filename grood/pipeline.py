@@ -117,8 +117,15 @@ def train_stage(data_npz, model_out, summary_out, train_cfg: dict, seed: int, de
 # ----------------------------------------------------------------------------------------- features
 
 def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_size: int = 1024,
-                   precision: str = "fp32", device: str = "auto", threads: int | None = None) -> None:
-    """Penultimate features, logits and (for ID sets) class labels of one dataset split, to Zarr."""
+                   precision: str = "fp32", device: str = "auto", threads: int | None = None,
+                   rows: tuple[int, int] | None = None, shard: tuple[int, int] | None = None) -> None:
+    """Penultimate features, logits and (for ID sets) class labels of one dataset split, to Zarr.
+
+    ``rows=(start, stop)`` writes only those rows; ``shard=(i, N)`` writes shard ``i`` of ``N``
+    (rows from the split's length, aligned to ``batch_size`` — :func:`grood.shards.row_ranges` —
+    so the shard runs exactly the unsharded run's batches and :func:`grood.shards.merge_zarr` of
+    all N shards is byte-identical to the unsharded store).  Either is recorded in the attrs.
+    """
     from grood.device import select_device, set_threads
     from grood.features import encode_known_labels, forward_batches
     from grood.preprocess import InputSpec
@@ -132,13 +139,36 @@ def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_
     labels = encode_known_labels(labels, meta["classes"]) if is_id else np.full(len(images), -1, np.int64)
     attrs = provenance(model_sha256=sha256_file(model_pt), data=str(data_npz), split=split,
                        data_sha256=sha256_file(data_npz), precision=precision)
+    n_total = len(images)
+    start, stop = _select_rows(n_total, rows, shard, batch_size, attrs)
+    images, labels = images[start:stop], labels[start:stop]
     with ZarrWriter(out_zarr, len(images), batch_size, attrs) as w:
-        def sink(start, out):
-            w.write(start, **out, labels=labels[start : start + len(out["logits"])])
+        def sink(begin, out):
+            w.write(begin, **out, labels=labels[begin : begin + len(out["logits"])])
 
         forward_batches(model, images, spec, dev, batch_size, precision, name=Path(str(out_zarr)).stem,
                         sink=sink)
-    log.info("features of %d images → %s", len(images), out_zarr)
+    log.info("features of %d images (rows [%d, %d) of %d) → %s", len(images), start, stop, n_total, out_zarr)
+
+
+def _select_rows(n: int, rows, shard, align: int, attrs: dict) -> tuple[int, int]:
+    """The row range a stage works on (all rows, ``rows`` or ``shard=(i, N)``); records it in ``attrs``."""
+    from grood.shards import shard_attrs, shard_rows
+
+    if rows is not None and shard is not None:
+        raise ValueError("pass rows=(start, stop) or shard=(i, N), not both")
+    if shard is not None:
+        i, count = shard
+        rows = shard_rows(n, i, count, align)
+        attrs.update(shard_attrs(i, count, rows, n))
+    elif rows is not None:
+        rows = (int(rows[0]), int(rows[1]))
+        if not 0 <= rows[0] <= rows[1] <= n:
+            raise ValueError(f"rows {rows} are outside [0, {n}]")
+        attrs.update(rows=list(rows), n_rows_total=n)
+    else:
+        rows = (0, n)
+    return rows
 
 
 # --------------------------------------------------------------------------------------- prototypes
@@ -224,8 +254,11 @@ def gradients_stage(features_zarr, prototypes_npz, wrt: str, temperature: float,
 
 # ---------------------------------------------------------------------------------------- detectors
 
-def load_arrays(stores: list[str | Path], names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Named arrays gathered from several Zarr stores (features, gradients); each name once."""
+def load_arrays(stores: list[str | Path], names: tuple[str, ...],
+                rows: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Named arrays gathered from several Zarr stores (features, gradients); each name once.
+    ``rows=(start, stop)`` reads only those rows."""
+    sel = slice(None) if rows is None else slice(int(rows[0]), int(rows[1]))
     found: dict[str, np.ndarray] = {}
     for store in stores:
         import zarr
@@ -234,11 +267,24 @@ def load_arrays(stores: list[str | Path], names: tuple[str, ...]) -> dict[str, n
         have = {k for k, _ in group.arrays()}
         for name in names:
             if name in have and name not in found:
-                found[name] = group[name][...]
+                found[name] = group[name][sel]
     missing = [n for n in names if n not in found]
     if missing:
         raise KeyError(f"array(s) {missing} are in none of {list(map(str, stores))}")
     return found
+
+
+def stored_rows(stores: list[str | Path], names: tuple[str, ...]) -> int:
+    """Row count of the first of ``names`` found in ``stores`` (without reading the data)."""
+    import zarr
+
+    for store in stores:
+        group = zarr.open_group(str(store), mode="r")
+        have = {k: a for k, a in group.arrays()}
+        for name in names:
+            if name in have:
+                return int(have[name].shape[0])
+    raise KeyError(f"array(s) {list(names)} are in none of {list(map(str, stores))}")
 
 
 def fit_detector_stage(method: str, params: dict, train_stores: list, out_pkl) -> None:
@@ -259,18 +305,60 @@ def load_detector(pkl):
 
 
 def score_stage(detector_pkl, stores: list, out_npy, model_pt=None, data_npz=None, split: str = "test",
-                device: str = "auto", threads: int | None = None) -> None:
+                device: str = "auto", threads: int | None = None,
+                rows: tuple[int, int] | None = None) -> None:
     """Score one part with a fitted detector; one that ``needs_network`` (ODIN) also gets the model
-    (``model_pt``) and the part's images (``split`` of ``data_npz``)."""
+    (``model_pt``) and the part's images (``split`` of ``data_npz``).  ``rows=(start, stop)``
+    scores only those rows."""
+    scores, _ = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads,
+                       lambda n, det: rows if rows is not None else (0, n))
+    with atomic_path(out_npy) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, scores)
+
+
+def score_shard_stage(detector_pkl, stores: list, out_npz, shard: int, shards: int, align: int = 1,
+                      model_pt=None, data_npz=None, split: str = "test", device: str = "auto",
+                      threads: int | None = None) -> tuple[int, int]:
+    """Scores of shard ``shard`` of ``shards`` of one part, to ``.npz`` (``scores`` + shard meta) for
+    :func:`grood.shards.merge_npz_rows`.  Rows are aligned to ``align`` (the feature batch size:
+    shards read whole chunks) or, for a detector that runs the network, to its own batch size, so
+    the shard runs the very batches of the unsharded run.  Returns the shard's row range."""
+    from grood.shards import shard_attrs, shard_rows
+
+    def pick(n, det):
+        block = int(getattr(det, "batch_size", align)) if det.needs_network else int(align)
+        return shard_rows(n, shard, shards, block)
+
+    scores, (start, stop, n) = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick)
+    meta = provenance(detector=str(detector_pkl), stores=list(map(str, stores)),
+                      **shard_attrs(shard, shards, (start, stop), n))
+    save_npz(out_npz, {"scores": scores}, meta)
+    return start, stop
+
+
+def _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick_rows):
+    """Scores (float64) of the rows ``pick_rows(n, detector)`` of a part, and ``(start, stop, n)``."""
     from grood.detectors.base import check_finite
 
     det = load_detector(detector_pkl)
-    arrays = load_arrays(stores, det.requires) if det.requires else {}
     source = str(stores[0]) if stores else f"{data_npz} ({split})"
+    images = None
     if det.needs_network:
         if model_pt is None or data_npz is None:
             raise ValueError(f"{type(det).__name__} needs the network: pass model_pt and data_npz "
                              f"(the score rule adds them for detectors with needs_network)")
+        images, _ = load_split(data_npz, split)
+        n = len(images)
+    else:
+        n = stored_rows(stores, det.requires)
+    start, stop = (int(r) for r in pick_rows(n, det))
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"rows [{start}, {stop}) are outside the {n} rows of {source}")
+    if stop == start:  # an empty shard (more shards than row blocks)
+        return np.empty(0, dtype=np.float64), (start, stop, n)
+    arrays = load_arrays(stores, det.requires, (start, stop)) if det.requires else {}
+    if det.needs_network:
         from grood.device import select_device, set_threads
         from grood.preprocess import InputSpec
         from grood.training import load_checkpoint
@@ -278,12 +366,10 @@ def score_stage(detector_pkl, stores: list, out_npy, model_pt=None, data_npz=Non
         set_threads(threads)
         dev = select_device(device)
         model, meta = load_checkpoint(model_pt, dev)
-        images, _ = load_split(data_npz, split)
-        arrays.update(model=model, images=images, spec=InputSpec.from_dict(meta["spec"]), device=dev)
+        arrays.update(model=model, images=images[start:stop], spec=InputSpec.from_dict(meta["spec"]),
+                      device=dev)
     scores = check_finite(f"{type(det).__name__} scores for {source}", det.score(**arrays))
-    with atomic_path(out_npy) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(scores, dtype=np.float64))
+    return np.asarray(scores, dtype=np.float64), (start, stop, n)
 
 
 # ----------------------------------------------------------------------------------------- evaluate

@@ -1,0 +1,234 @@
+"""Scatter/gather: shard row ranges, exact merges, and the sharded workflow against the unsharded one."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+import zarr
+
+from conftest import RAW_CACHE, REPO, snakemake
+from grood.shards import merge_npz_rows, merge_zarr, row_ranges, shard_rows
+
+# ------------------------------------------------------------------------------------- row ranges
+
+
+@pytest.mark.parametrize("align", [1, 3, 128])
+def test_row_ranges_partition(align):
+    for n in [0, 1, 2, 5, 7, 100, 127, 128, 129, 1000, 1001]:
+        for shards in [1, 2, 3, 4, 7, 8, 50, 2000]:
+            r = row_ranges(n, shards, align)
+            assert len(r) == shards
+            assert r[0][0] == 0 and r[-1][1] == n
+            assert all(a <= b for a, b in r)
+            assert all(r[i][1] == r[i + 1][0] for i in range(shards - 1))  # contiguous: a partition
+            # every shard starts on a block boundary; only the last non-empty one holds the tail
+            assert all(a % align == 0 for a, b in r if a < n)
+            sizes = [b - a for a, b in r]
+            blocks = [s // align for s in sizes]
+            assert max(blocks) - min(blocks) <= 1 or n < align  # balanced in blocks
+            if shards <= 8:
+                assert [shard_rows(n, i, shards, align) for i in range(shards)] == r
+
+
+def test_row_ranges_plain_formula():
+    for n in [0, 1, 9, 10, 1001]:
+        for shards in [1, 3, 4, 11, 20]:
+            assert row_ranges(n, shards) == [(i * n // shards, (i + 1) * n // shards) for i in range(shards)]
+
+
+def test_row_ranges_empty_shards_allowed_and_tail_joins_last_block():
+    # more shards than rows: the extra shards are empty (the count is fixed before n is known)
+    assert row_ranges(2, 4) == [(0, 0), (0, 1), (1, 1), (1, 2)]
+    assert row_ranges(5, 3, align=8) == [(0, 0), (0, 0), (0, 5)]
+    # 2 full blocks of 4 + a tail of 1: the tail joins the last block, never a one-row shard
+    assert row_ranges(9, 3, align=4) == [(0, 0), (0, 4), (4, 9)]
+    with pytest.raises(ValueError, match="shard count"):
+        row_ranges(10, 0)
+    with pytest.raises(ValueError, match="outside"):
+        shard_rows(10, 3, 3)
+
+
+# ---------------------------------------------------------------------------- exact merge (package)
+
+
+@pytest.fixture(scope="module")
+def lenet_files(tmp_path_factory):
+    """A small random lenet checkpoint and a 203-image uint8 dataset (test split, labels 0..9)."""
+    import torch
+
+    from grood.models import lenet
+    from grood.preprocess import InputSpec
+    from grood.storage import save_npz
+    from grood.training import TrainConfig, TrainResult, save_checkpoint
+
+    d = tmp_path_factory.mktemp("shards")
+    torch.manual_seed(0)
+    model = lenet(1, 10, width=8).eval()
+    spec = InputSpec(1, 28, (0.5,), (0.25,))
+    cfg = TrainConfig.from_dict({"arch": "lenet", "width": 8, "epochs": 1})
+    save_checkpoint(d / "model.pt", TrainResult(model, spec, list(range(10)), []), cfg)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (203, 28, 28, 1), dtype=np.uint8)
+    save_npz(d / "data.npz", {"x_test": x, "y_test": rng.integers(0, 10, 203)})
+    return d
+
+
+def _features(d, out, **kw):
+    from grood.pipeline import features_stage
+
+    features_stage(d / "model.pt", d / "data.npz", "test", True, out, batch_size=16, device="cpu",
+                   threads=2, **kw)
+
+
+def _same_store(a, b):
+    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
+    names = sorted(k for k, _ in ga.arrays())
+    assert names == sorted(k for k, _ in gb.arrays()) == ["features", "labels", "logits"]
+    for k in names:
+        x, y = ga[k], gb[k]
+        assert x.dtype == y.dtype and x.shape == y.shape and x.chunks == y.chunks
+        assert x[...].tobytes() == y[...].tobytes(), k  # byte-identical
+
+
+@pytest.mark.parametrize("shards", [3, 20])  # 20 > 12 full batches of 16: some shards are empty
+def test_merge_features_equals_unsharded(lenet_files, tmp_path, shards):
+    d = lenet_files
+    whole = tmp_path / "whole.zarr"
+    _features(d, whole)
+    parts = [tmp_path / f"{i}-of-{shards}.zarr" for i in range(shards)]
+    for i, p in enumerate(parts):
+        _features(d, p, shard=(i, shards))
+    rows = [zarr.open_group(str(p), mode="r").attrs["rows"] for p in parts]
+    assert [tuple(r) for r in rows] == row_ranges(203, shards, 16)
+    merged = tmp_path / "merged.zarr"
+    merge_zarr(parts, merged, chunk_rows=16)
+    _same_store(whole, merged)
+    attrs = dict(zarr.open_group(str(merged), mode="r").attrs)
+    assert attrs["sharded_from"]["count"] == shards
+    assert attrs["sharded_from"]["stores"] == [str(p) for p in parts]
+    assert attrs["model_sha256"] == dict(zarr.open_group(str(whole), mode="r").attrs)["model_sha256"]
+    assert "shard" not in attrs and "rows" not in attrs
+    # a missing or reordered shard is refused, never merged into a short store
+    with pytest.raises(ValueError, match="expected shards"):
+        merge_zarr(parts[:-1], tmp_path / "bad.zarr", chunk_rows=16)
+    assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_rows_param_and_unaligned_batches_caveat(lenet_files, tmp_path):
+    """``rows=`` writes a row slice; CPU conv outputs depend on the batch an image shares, which is
+    why shards align to the batch size (a one-image batch differs from the same image in a batch)."""
+    import torch
+
+    from grood.training import load_checkpoint
+
+    d = lenet_files
+    _features(d, tmp_path / "whole.zarr")
+    _features(d, tmp_path / "slice.zarr", rows=(32, 80))
+    whole = zarr.open_group(str(tmp_path / "whole.zarr"), mode="r")
+    part = zarr.open_group(str(tmp_path / "slice.zarr"), mode="r")
+    assert part.attrs["rows"] == [32, 80] and part.attrs["n_rows_total"] == 203
+    assert np.array_equal(part["features"][...], whole["features"][32:80])  # aligned: equal
+    model, _ = load_checkpoint(d / "model.pt")
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        batch, single = model.features(x), torch.cat([model.features(x[i : i + 1]) for i in range(16)])
+    assert torch.allclose(batch, single, rtol=1e-5, atol=1e-6)  # equal only to a tolerance
+
+
+def test_merge_scores(tmp_path):
+    from grood.shards import shard_attrs
+    from grood.storage import save_npz
+
+    scores = np.random.default_rng(1).standard_normal(50)
+    ranges = row_ranges(50, 4, 8)
+    files = []
+    for i, (a, b) in enumerate(ranges):
+        files.append(tmp_path / f"{i}.npz")
+        save_npz(files[-1], {"scores": scores[a:b]}, shard_attrs(i, 4, (a, b), 50))
+    info = merge_npz_rows(files, tmp_path / "s.npy")
+    out = np.load(tmp_path / "s.npy")
+    assert out.dtype == np.float64 and out.tobytes() == scores.tobytes()
+    assert info["sharded_from"]["rows"] == [list(r) for r in ranges]
+    with pytest.raises(ValueError, match="expected shards"):
+        merge_npz_rows([files[0], files[2], files[3]], tmp_path / "t.npy")
+    assert not (tmp_path / "t.npy").exists()
+
+
+@pytest.mark.parametrize("method,params", [("odin", {"batch_size": 8}), ("msp", {}), ("knn", {"k": 5}),
+                                           ("mahalanobis", {})])
+def test_score_shards_merge_equals_unsharded(lenet_files, tmp_path, method, params):
+    """ODIN runs the network (shards align to its batch size); MSP, kNN (faiss) and Mahalanobis
+    (BLAS) read the feature store: row-wise, equal bytes for shards of whole batches."""
+    from grood.pipeline import fit_detector_stage, score_shard_stage, score_stage
+
+    d = lenet_files
+    _features(d, tmp_path / "f.zarr")
+    fit_detector_stage(method, params, [tmp_path / "f.zarr"], tmp_path / "det.pkl")
+    kw = dict(model_pt=d / "model.pt", data_npz=d / "data.npz", split="test", device="cpu", threads=2)
+    stores = [tmp_path / "f.zarr"]
+    score_stage(tmp_path / "det.pkl", stores, tmp_path / "whole.npy", **kw)
+    files = [tmp_path / f"{i}.npz" for i in range(3)]
+    ranges = [score_shard_stage(tmp_path / "det.pkl", stores, f, i, 3, align=16, **kw)
+              for i, f in enumerate(files)]
+    assert ranges == row_ranges(203, 3, 8 if method == "odin" else 16)
+    merge_npz_rows(files, tmp_path / "merged.npy")
+    assert np.load(tmp_path / "whole.npy").tobytes() == np.load(tmp_path / "merged.npy").tobytes()
+
+
+# -------------------------------------------------------------------------------------- workflow
+
+# `--config` given twice: the last wins, so repeat the raw cache that conftest's helper sets
+SHARDS = "shards={features: 3, score: 2}"
+
+
+def test_dry_run_shows_shard_jobs(tmp_path):
+    out = snakemake(tmp_path, "-n", "--config", f"raw_dir={RAW_CACHE}", SHARDS).stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
+    parts, seeds = 4, 1  # train, test and two OOD sets; one seed
+    assert int(counts["features"]) == 3 * parts * seeds
+    assert int(counts["features_gather"]) == parts * seeds
+    assert int(counts["score"]) == 2 * 3 * 3  # 2 shards × 3 detectors × (test + 2 OOD sets)
+    assert int(counts["score_gather"]) == 3 * 3
+    assert "shards/features/train/2-of-3.zarr" in out
+    # the default config is unchanged: no shard or gather jobs
+    plain = snakemake(tmp_path, "-n").stdout
+    assert "features_gather" not in plain and "score_gather" not in plain and "shards/" not in plain
+
+
+def test_sharded_workflow_matches_unsharded(tiny_run, tmp_path):
+    """The tiny run's model and data, re-run from features on with shards: identical arrays."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, symlinks=True)
+    seed_dir = run / "results" / "tiny" / "seed0"
+    for sub in ("features", "prototypes", "gradients", "detectors", "scores"):
+        shutil.rmtree(seed_dir / sub)
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    config["shards"] = {"features": 3, "score": 2}
+    (tmp_path / "sharded.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # same params
+    ref = tiny_run / "results" / "tiny" / "seed0"
+    # all four feature stores; scores of each detector on some parts (fewer jobs on a small CPU)
+    scores = ["grood/test.npy", "grood/fashion_tiny.npy", "msp/test.npy", "energy/gaussian_tiny.npy"]
+    targets = [str((ref / "features" / f"{p}.zarr").relative_to(tiny_run))
+               for p in ("train", "test", "fashion_tiny", "gaussian_tiny")]
+    targets += [str((ref / "scores" / s).relative_to(tiny_run)) for s in scores]
+    # mtime only: the copied model and data stay valid even if grood/ was edited since the fixture ran
+    proc = snakemake(run, *targets, "--rerun-triggers", "mtime", configfile=tmp_path / "sharded.yaml")
+    assert "rule train" not in proc.stdout + proc.stderr  # the model is reused
+    stores = sorted(p.name for p in (ref / "features").glob("*.zarr"))
+    assert stores == ["fashion_tiny.zarr", "gaussian_tiny.zarr", "test.zarr", "train.zarr"]
+    for name in stores:
+        _same_store(ref / "features" / name, seed_dir / "features" / name)
+        attrs = dict(zarr.open_group(str(seed_dir / "features" / name), mode="r").attrs)
+        assert attrs["sharded_from"]["count"] == 3
+        # rows from the part's length aligned to the batch of 128: 600 train rows are really split,
+        # 200-row parts make one block (two empty shards, merged all the same)
+        n = {"train.zarr": 600}.get(name, 200)
+        assert [tuple(r) for r in attrs["sharded_from"]["rows"]] == row_ranges(n, 3, 128)
+    for rel in scores:
+        a, b = np.load(ref / "scores" / rel), np.load(seed_dir / "scores" / rel)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), rel
+    assert not (seed_dir / "shards").exists() or not any((seed_dir / "shards").rglob("*.npz"))  # temp()
