@@ -191,11 +191,11 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
     num_classes = meta["num_classes"]
     feats, _ = read_zarr(train_features_zarr, ["features", "labels"])
     P = pr.class_means(feats["features"], feats["labels"], num_classes)
-    layer = params["layer"]
-    x_train, _ = load_split(data_npz, "train")
     arrays = {"P": P.astype(np.float32)}
     info: dict = {"source": source, "uses_ood_data": source == "ood_val"}
     if source == "mixup":
+        layer = params["layer"]
+        x_train, _ = load_split(data_npz, "train")
         Q = pr.early_prototypes(model, x_train, feats["labels"], num_classes, layer, spec, dev)
         rng = np.random.default_rng(seed)
         n_mix = min(int(params["n_mix"]), len(x_train))

@@ -155,7 +155,43 @@ def detector_object(name):
 
 
 def detector_params(name):
-    return {k: v for k, v in DETECTORS[name].items() if k != "method"}
+    return canonical({k: v for k, v in DETECTORS[name].items() if k != "method"})
+
+
+def canonical(obj):
+    """``obj`` with every mapping's keys sorted: rule params compare by their text, so the same
+    config written in another key order must give the same params (and re-run nothing)."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+def dataset_spec(name):
+    return canonical(DATASETS[name])
+
+
+def train_params(bench):
+    return canonical(BENCH[bench]["train"])
+
+
+PROTOTYPE_KEYS = {
+    "mixup": ("layer", "lam", "n_mix"),
+    "noise": ("noise_n", "noise_keep"),
+    "proto_mean": (),
+    "ood_val": ("n_mix", "ood_val_dataset"),
+}
+
+
+def prototype_params(source):
+    """Only the prototype settings ``source`` uses: changing the mix-up λ leaves the noise prototype."""
+    return {k: config["prototypes"][k] for k in sorted(PROTOTYPE_KEYS[source])}
+
+
+def benchmark_roles():
+    """Each benchmark's ID set and OOD roles, without its training settings (for the data card)."""
+    return canonical({b: {"id": spec["id"], "ood": spec["ood"]} for b, spec in BENCH.items()})
 
 
 _check_config()

@@ -2,7 +2,7 @@ rule prepare_dataset:
     output:
         npz=f"{RES}/data/{{dataset}}.npz",
     params:
-        spec=lambda wc: DATASETS[wc.dataset],
+        spec=lambda wc: dataset_spec(wc.dataset),
         raw_dir=RAW,
         code=code_version("data"),
     log:

@@ -9,7 +9,7 @@ rule datacard:
         **datacard_outputs(),
     params:
         names=datacard_datasets(),
-        benchmarks=BENCH,
+        benchmarks=benchmark_roles(),
         ood_val=config["prototypes"]["ood_val_dataset"],
         code=code_version("data/card.py"),
     localrule: True

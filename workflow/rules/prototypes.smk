@@ -7,7 +7,7 @@ rule prototypes:
     output:
         npz=f"{R}/{{bench}}/seed{{seed}}/prototypes/{{source}}.npz",
     params:
-        prototypes=config["prototypes"],
+        prototypes=lambda wc: prototype_params(wc.source),
         device=config["device"],
         code=code_version("prototypes.py", "models.py"),
     threads: config["threads"]

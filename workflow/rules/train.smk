@@ -5,7 +5,7 @@ rule train:
         model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
         summary=f"{R}/{{bench}}/seed{{seed}}/train.json",
     params:
-        train=lambda wc: BENCH[wc.bench]["train"],
+        train=lambda wc: train_params(wc.bench),
         device=config["device"],
         code=code_version("models.py", "training.py", "preprocess.py"),
     threads: config["threads"]
