@@ -2,17 +2,21 @@
 
 Every writer here builds its output beside the target under a temporary name and renames it into
 place only once it is complete, so a job killed mid-write leaves a ``.tmp-*`` leftover that no rule
-accepts as an output, never a truncated file with the real name.
+accepts as an output, never a truncated file with the real name.  The next write of the same target
+on the same host removes such leftovers once their writer's process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -20,6 +24,10 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from grood import __version__
+
+# Snakemake drops a `.snakemake_timestamp` file into directory outputs (our Zarr stores); Zarr warns
+# about it on every read. It is Snakemake's, expected, and harmless.
+warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
 
 
 @contextlib.contextmanager
@@ -31,19 +39,41 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _remove_dead_leftovers(target)
+    owner = f"{socket.gethostname()}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{owner}", dir=target.parent))
     tmp_target = tmp / target.name
     try:
         yield tmp_target
         if not tmp_target.exists():
             raise FileNotFoundError(f"writer produced nothing for {target}")
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        os.replace(tmp_target, target)
+        if os.path.lexists(target) and (tmp_target.is_dir() or (target.is_dir() and not target.is_symlink())):
+            # a directory cannot be renamed over a non-empty one: move the old version aside in one
+            # rename (never delete it in place: a kill mid-rmtree would leave a half store under
+            # the real name), publish the new one, then delete the old from inside the temporary
+            os.replace(target, tmp / f"{target.name}.old")
+        os.replace(tmp_target, target)  # atomic; for a file it also replaces the old version
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_dead_leftovers(target: Path) -> None:
+    """Delete ``.<name>.tmp-<host>.<pid>.*`` temporaries of ``target`` left by a killed writer on this
+    host (its pid no longer runs).  Never another host's, nor a live process's: those may be in use."""
+    prefix, host = f".{target.name}.tmp-", socket.gethostname()
+    for tmp in target.parent.glob(f"{glob.escape(prefix)}*"):
+        parts = tmp.name[len(prefix):].rsplit(".", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            continue
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -94,10 +124,30 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: di
             np.savez(f, **payload)
 
 
-def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "__meta__"}
-        meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+class CorruptFileError(OSError):
+    """A stored output exists but cannot be read back (truncated, overwritten, bit rot)."""
+
+
+def load_npz(path: str | os.PathLike, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays (all, or those of ``names`` that exist) and ``__meta__`` of an npz from :func:`save_npz`.
+
+    A missing file raises FileNotFoundError; a file that exists but does not read back completely
+    (truncated, corrupted: zip, CRC or array-header errors) raises :class:`CorruptFileError` naming
+    the file and how to rebuild it, never a half-read array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; re-run the workflow (snakemake) to build it")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k != "__meta__" and (names is None or k in names)}
+            meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+    except Exception as e:  # zipfile.BadZipFile, EOFError, ValueError, OSError, JSONDecodeError, ...
+        raise CorruptFileError(
+            f"{path} is corrupt or truncated and cannot be read ({type(e).__name__}: {e}). "
+            f"Fix: delete it and run snakemake again, which rebuilds it from its inputs "
+            f"(e.g. `rm {path}`; prepared datasets are rebuilt from the checksummed download cache)"
+        ) from e
     return arrays, meta
 
 

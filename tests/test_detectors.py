@@ -250,7 +250,7 @@ def test_exgrad_family_equals_exact_expectation_of_per_label_gradients(data):
         np.testing.assert_allclose(-scores["exgrad_fro"][i], p[i] @ fro2, rtol=1e-9)
         # feature factor: every per-label gradient is rank 1, ‖G_y‖₁ = ‖h‖₁ ‖p − e_y‖₁
         h1 = l1 / np.abs(p[i] - np.eye(C)).sum(1)  # the same ‖h‖₁ from every label
-        np.testing.assert_allclose(h1, -scores["feature_norm"][i], rtol=1e-9)
+        np.testing.assert_allclose(h1, scores["feature_norm"][i], rtol=1e-9)
         # output factors: GradNorm's gradient is the uniform mean of G_y; ExGrad's is E_{y~p}‖p − e_y‖²
         g_u = G.mean(0)
         conf = np.abs(g_u).sum() / np.abs(h).sum()

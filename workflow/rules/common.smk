@@ -172,6 +172,32 @@ def dataset_spec(name):
     return canonical(DATASETS[name])
 
 
+def _user_path(name):
+    from grood.data.pixels import user_path
+
+    spec = DATASETS[name]
+    return Path(user_path(spec["path"], spec["source"])) if spec.get("path") else None
+
+
+def user_data_file(wc):
+    """A user's own data file (e.g. source npz) as an input: new contents rebuild the dataset."""
+    path = _user_path(wc.dataset)
+    return [str(path)] if path is not None and path.is_file() else []
+
+
+def user_folder_manifest(wc):
+    """For an ``image_folder`` dataset, a digest of every file's relative path, size and mtime
+    (a folder cannot be a Snakemake input): adding, removing or editing an image rebuilds it."""
+    path = _user_path(wc.dataset)
+    if path is None or DATASETS[wc.dataset]["source"] != "image_folder" or not path.is_dir():
+        return ""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def train_params(bench):
     return canonical(BENCH[bench]["train"])
 

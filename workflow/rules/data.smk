@@ -1,10 +1,13 @@
 rule prepare_dataset:
+    input:
+        user=user_data_file,
     output:
         npz=f"{RES}/data/{{dataset}}.npz",
     params:
         spec=lambda wc: dataset_spec(wc.dataset),
         raw_dir=RAW,
-        code=code_version("data"),
+        user_folder=user_folder_manifest,
+        code=code_version("data", "stages/data.py", "stages/io.py"),
     log:
         f"{R}/logs/prepare_dataset/{{dataset}}.log",
     benchmark:

@@ -9,7 +9,7 @@ rule evaluate:
         seeds=SEEDS,
         groups=lambda wc: BENCH[wc.bench]["ood"],
         flags=detector_flags(),
-        code=code_version("metrics.py", "results.py", "plots.py"),
+        code=code_version("metrics.py", "results.py", "plots.py", "stages/evaluate.py"),
     log:
         f"{R}/logs/{{bench}}/evaluate.log",
     conda:

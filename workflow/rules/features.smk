@@ -17,7 +17,7 @@ if FEATURE_SHARDS == 1:
             batch_size=config["features"]["batch_size"],
             precision=config["features"]["precision"],
             device=config["device"],
-            code=code_version("features.py", "preprocess.py", "models.py"),
+            code=code_version("features.py", "preprocess.py", "models.py", "stages/features.py", "stages/io.py"),
         threads: config["threads"]
         resources:
             gpu=1,
@@ -50,7 +50,7 @@ else:
             device=config["device"],
             shard=lambda wc: int(wc.shard),
             shards=FEATURE_SHARDS,
-            code=code_version("features.py", "preprocess.py", "models.py", "shards.py"),
+            code=code_version("features.py", "preprocess.py", "models.py", "shards.py", "stages/features.py", "stages/io.py"),
         threads: config["threads"]
         resources:
             gpu=1,

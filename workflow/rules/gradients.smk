@@ -6,7 +6,7 @@ rule gradients:
         zarr=directory(f"{R}/{{bench}}/seed{{seed}}/gradients/{{source}}_{{wrt}}_T{{temp}}/{{part}}.zarr"),
     params:
         batch_size=config["gradients"]["batch_size"],
-        code=code_version("gradients.py"),
+        code=code_version("gradients.py", "stages/gradients.py"),
     log:
         f"{R}/logs/{{bench}}/seed{{seed}}/gradients/{{source}}_{{wrt}}_T{{temp}}/{{part}}.log",
     benchmark:

@@ -9,7 +9,7 @@ rule prototypes:
     params:
         prototypes=lambda wc: prototype_params(wc.source),
         device=config["device"],
-        code=code_version("prototypes.py", "models.py"),
+        code=code_version("prototypes.py", "models.py", "stages/prototypes.py", "stages/io.py"),
     threads: config["threads"]
     resources:
         gpu=1,

@@ -6,7 +6,7 @@ rule fit_detector:
     params:
         method=lambda wc: DETECTORS[wc.detector]["method"],
         params=lambda wc: detector_params(wc.detector),
-        code=code_version("detectors", "index.py"),
+        code=code_version("detectors", "index.py", "stages/detect.py", "stages/io.py"),
     log:
         f"{R}/logs/{{bench}}/seed{{seed}}/fit_detector/{{detector}}.log",
     conda:

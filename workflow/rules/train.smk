@@ -7,7 +7,7 @@ rule train:
     params:
         train=lambda wc: train_params(wc.bench),
         device=config["device"],
-        code=code_version("models.py", "training.py", "preprocess.py"),
+        code=code_version("models.py", "training.py", "preprocess.py", "stages/train.py", "stages/io.py"),
     threads: config["threads"]
     resources:
         gpu=1,

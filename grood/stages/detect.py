@@ -1,0 +1,98 @@
+"""Stages `fit_detector` and `score`: fit a detector on ID training arrays, score a split."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import numpy as np
+
+from grood.stages.io import load_arrays, load_split, stored_rows
+from grood.storage import atomic_path, provenance, save_npz
+
+log = logging.getLogger("grood")
+
+
+def fit_detector_stage(method: str, params: dict, train_stores: list, out_pkl) -> None:
+    from grood.detectors import make_detector
+
+    det = make_detector(method, params)
+    arrays = load_arrays(train_stores, det.fit_requires) if det.fit_requires else {}
+    det.fit(**arrays)
+    with atomic_path(out_pkl) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump({"detector": det, "method": method, "params": params,
+                         "provenance": provenance(stores=list(map(str, train_stores)))}, f)
+
+
+def load_detector(pkl):
+    with open(pkl, "rb") as f:
+        return pickle.load(f)["detector"]
+
+
+def score_stage(detector_pkl, stores: list, out_npy, model_pt=None, data_npz=None, split: str = "test",
+                device: str = "auto", threads: int | None = None,
+                rows: tuple[int, int] | None = None) -> None:
+    """Score one part with a fitted detector; one that ``needs_network`` (ODIN) also gets the model
+    (``model_pt``) and the part's images (``split`` of ``data_npz``).  ``rows=(start, stop)``
+    scores only those rows."""
+    scores, _ = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads,
+                       lambda n, det: rows if rows is not None else (0, n))
+    with atomic_path(out_npy) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, scores)
+
+
+def score_shard_stage(detector_pkl, stores: list, out_npz, shard: int, shards: int, align: int = 1,
+                      model_pt=None, data_npz=None, split: str = "test", device: str = "auto",
+                      threads: int | None = None) -> tuple[int, int]:
+    """Scores of shard ``shard`` of ``shards`` of one part, to ``.npz`` (``scores`` + shard meta) for
+    :func:`grood.shards.merge_npz_rows`.  Rows are aligned to ``align`` (the feature batch size:
+    shards read whole chunks) or, for a detector that runs the network, to its own batch size, so
+    the shard runs the very batches of the unsharded run.  Returns the shard's row range."""
+    from grood.shards import shard_attrs, shard_rows
+
+    def pick(n, det):
+        block = int(getattr(det, "batch_size", align)) if det.needs_network else int(align)
+        return shard_rows(n, shard, shards, block)
+
+    scores, (start, stop, n) = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick)
+    meta = provenance(detector=str(detector_pkl), stores=list(map(str, stores)),
+                      **shard_attrs(shard, shards, (start, stop), n))
+    save_npz(out_npz, {"scores": scores}, meta)
+    return start, stop
+
+
+def _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick_rows):
+    """Scores (float64) of the rows ``pick_rows(n, detector)`` of a part, and ``(start, stop, n)``."""
+    from grood.detectors.base import check_finite
+
+    det = load_detector(detector_pkl)
+    source = str(stores[0]) if stores else f"{data_npz} ({split})"
+    images = None
+    if det.needs_network:
+        if model_pt is None or data_npz is None:
+            raise ValueError(f"{type(det).__name__} needs the network: pass model_pt and data_npz "
+                             f"(the score rule adds them for detectors with needs_network)")
+        images, _ = load_split(data_npz, split)
+        n = len(images)
+    else:
+        n = stored_rows(stores, det.requires)
+    start, stop = (int(r) for r in pick_rows(n, det))
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"rows [{start}, {stop}) are outside the {n} rows of {source}")
+    if stop == start:  # an empty shard (more shards than row blocks)
+        return np.empty(0, dtype=np.float64), (start, stop, n)
+    arrays = load_arrays(stores, det.requires, (start, stop)) if det.requires else {}
+    if det.needs_network:
+        from grood.device import select_device, set_threads
+        from grood.preprocess import InputSpec
+        from grood.training import load_checkpoint
+
+        set_threads(threads)
+        dev = select_device(device)
+        model, meta = load_checkpoint(model_pt, dev)
+        arrays.update(model=model, images=images[start:stop], spec=InputSpec.from_dict(meta["spec"]),
+                      device=dev)
+    scores = check_finite(f"{type(det).__name__} scores for {source}", det.score(**arrays))
+    return np.asarray(scores, dtype=np.float64), (start, stop, n)

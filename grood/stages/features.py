@@ -1,0 +1,74 @@
+"""Stage `features`: penultimate features and logits of one dataset split, to Zarr."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from grood.stages.io import load_split
+from grood.storage import ZarrWriter, provenance, sha256_file
+
+log = logging.getLogger("grood")
+
+
+def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_size: int = 1024,
+                   precision: str = "fp32", device: str = "auto", threads: int | None = None,
+                   rows: tuple[int, int] | None = None, shard: tuple[int, int] | None = None) -> None:
+    """Penultimate features, logits and (for ID sets) class labels of one dataset split, to Zarr.
+
+    ``rows=(start, stop)`` writes only those rows; ``shard=(i, N)`` writes shard ``i`` of ``N``
+    (rows from the split's length, aligned to ``batch_size`` — :func:`grood.shards.row_ranges` —
+    so the shard runs exactly the unsharded run's batches and :func:`grood.shards.merge_zarr` of
+    all N shards is byte-identical to the unsharded store).  Either is recorded in the attrs.
+    """
+    import torch
+
+    from grood.device import select_device, set_threads
+    from grood.features import encode_known_labels, forward_batches
+    from grood.preprocess import InputSpec
+    from grood.training import load_checkpoint
+
+    set_threads(threads)
+    dev = select_device(device)
+    model, meta = load_checkpoint(model_pt, dev)
+    model = model.to(memory_format=torch.channels_last)  # ≈ 20% faster fp32 convolutions on CPU
+    spec = InputSpec.from_dict(meta["spec"])
+    images, labels = load_split(data_npz, split)
+    if len(images) == 0:
+        raise ValueError(f"{data_npz} [{split}] holds no images: an empty dataset cannot be scored; "
+                         f"check its config (classes, max_test, path)")
+    labels = encode_known_labels(labels, meta["classes"]) if is_id else np.full(len(images), -1, np.int64)
+    attrs = provenance(model_sha256=sha256_file(model_pt), data=str(data_npz), split=split,
+                       data_sha256=sha256_file(data_npz), precision=precision)
+    n_total = len(images)
+    start, stop = _select_rows(n_total, rows, shard, batch_size, attrs)
+    images, labels = images[start:stop], labels[start:stop]
+    with ZarrWriter(out_zarr, len(images), batch_size, attrs) as w:
+        def sink(begin, out):
+            w.write(begin, **out, labels=labels[begin : begin + len(out["logits"])])
+
+        forward_batches(model, images, spec, dev, batch_size, precision, name=f"{Path(str(data_npz)).name} [{split}]",
+                        sink=sink)
+    log.info("features of %d images (rows [%d, %d) of %d) → %s", len(images), start, stop, n_total, out_zarr)
+
+
+def _select_rows(n: int, rows, shard, align: int, attrs: dict) -> tuple[int, int]:
+    """The row range a stage works on (all rows, ``rows`` or ``shard=(i, N)``); records it in ``attrs``."""
+    from grood.shards import shard_attrs, shard_rows
+
+    if rows is not None and shard is not None:
+        raise ValueError("pass rows=(start, stop) or shard=(i, N), not both")
+    if shard is not None:
+        i, count = shard
+        rows = shard_rows(n, i, count, align)
+        attrs.update(shard_attrs(i, count, rows, n))
+    elif rows is not None:
+        rows = (int(rows[0]), int(rows[1]))
+        if not 0 <= rows[0] <= rows[1] <= n:
+            raise ValueError(f"rows {rows} are outside [0, {n}]")
+        attrs.update(rows=list(rows), n_rows_total=n)
+    else:
+        rows = (0, n)
+    return rows

@@ -1,0 +1,68 @@
+"""Shared by the stages: job logging, reading dataset splits and named arrays from stores."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from grood.storage import load_npz
+
+log = logging.getLogger("grood")
+
+
+def setup_logging(log_path: str | None = None) -> None:
+    """Log to ``log_path`` (a job's log file) and stderr; capture warnings too."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines list failed imports
+
+def load_split(data_npz: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of ``split`` (train/test); a missing split is an error naming the file."""
+    arrays, meta = load_npz(data_npz, [f"x_{split}", f"y_{split}"])
+    if f"x_{split}" not in arrays:
+        raise KeyError(f"{data_npz} has no {split} split (its splits: "
+                       f"{[k for k in ('train', 'test') if meta.get(f'n_{k}') is not None]}); "
+                       f"a dataset without a training split cannot be the ID set")
+    x = arrays[f"x_{split}"]
+    y = arrays.get(f"y_{split}", np.full(len(x), -1, dtype=np.int64))
+    return x, y
+
+def load_arrays(stores: list[str | Path], names: tuple[str, ...],
+                rows: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Named arrays gathered from several Zarr stores (features, gradients); each name once.
+    ``rows=(start, stop)`` reads only those rows."""
+    sel = slice(None) if rows is None else slice(int(rows[0]), int(rows[1]))
+    found: dict[str, np.ndarray] = {}
+    for store in stores:
+        import zarr
+
+        group = zarr.open_group(str(store), mode="r")
+        have = {k for k, _ in group.arrays()}
+        for name in names:
+            if name in have and name not in found:
+                found[name] = group[name][sel]
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise KeyError(f"array(s) {missing} are in none of {list(map(str, stores))}")
+    return found
+
+
+def stored_rows(stores: list[str | Path], names: tuple[str, ...]) -> int:
+    """Row count of the first of ``names`` found in ``stores`` (without reading the data)."""
+    import zarr
+
+    for store in stores:
+        group = zarr.open_group(str(store), mode="r")
+        have = {k: a for k, a in group.arrays()}
+        for name in names:
+            if name in have:
+                return int(have[name].shape[0])
+    raise KeyError(f"array(s) {list(names)} are in none of {list(map(str, stores))}")

@@ -1,0 +1,68 @@
+"""Stage `prototypes`: class, early-layer and OOD prototypes."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from grood.stages.io import load_split
+from grood.storage import provenance, read_zarr, save_npz, sha256_file
+
+log = logging.getLogger("grood")
+
+
+def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, params: dict, out_npz,
+                     seed: int = 0, ood_val_npz=None, device: str = "auto", threads: int | None = None) -> dict:
+    """Class prototypes ``P``, early prototypes ``Q`` and the OOD prototype ``p_ood`` from ``source``."""
+    from grood import prototypes as pr
+    from grood.device import select_device, set_threads
+    from grood.features import forward_batches
+    from grood.preprocess import InputSpec
+    from grood.training import load_checkpoint
+
+    if source not in pr.SOURCES:
+        raise ValueError(f"unknown OOD-prototype source {source!r}; choose one of {pr.SOURCES}")
+    set_threads(threads)
+    dev = select_device(device)
+    model, meta = load_checkpoint(model_pt, dev)
+    spec = InputSpec.from_dict(meta["spec"])
+    num_classes = meta["num_classes"]
+    feats, _ = read_zarr(train_features_zarr, ["features", "labels"])
+    P = pr.class_means(feats["features"], feats["labels"], num_classes)
+    arrays = {"P": P.astype(np.float32)}
+    info: dict = {"source": source, "uses_ood_data": source == "ood_val"}
+    if source == "mixup":
+        layer = params["layer"]
+        x_train, _ = load_split(data_npz, "train")
+        Q = pr.early_prototypes(model, x_train, feats["labels"], num_classes, layer, spec, dev)
+        rng = np.random.default_rng(seed)
+        n_mix = min(int(params["n_mix"]), len(x_train))
+        pick = np.sort(rng.choice(len(x_train), n_mix, replace=False))
+        h_mix = pr.mixup_features(model, x_train[pick], Q, layer, float(params["lam"]), spec, dev)
+        p_ood = h_mix.mean(0)
+        arrays["Q"] = Q
+        info.update(layer=layer, lam=float(params["lam"]), n_mix=n_mix)
+    elif source == "noise":
+        noise = pr.noise_candidates(int(params["noise_n"]), spec, seed)
+        out = forward_batches(model, noise, spec, dev, name="noise prototype")
+        p_ood = pr.most_ood_like_mean(out["features"], out["logits"], float(params["noise_keep"]))
+        info.update(noise_n=int(params["noise_n"]), noise_keep=float(params["noise_keep"]))
+    elif source == "proto_mean":
+        p_ood = P.mean(0)
+    else:  # ood_val: real OOD validation images — uses OOD data, flagged in every result
+        if ood_val_npz is None:
+            raise ValueError("OOD-prototype source 'ood_val' needs prototypes.ood_val_dataset in the config")
+        x_val, _ = load_split(ood_val_npz, "test")
+        n = min(int(params["n_mix"]), len(x_val))
+        out = forward_batches(model, x_val[:n], spec, dev, name="ood_val prototype")
+        p_ood = out["features"].mean(0)
+        info.update(ood_val_dataset=str(ood_val_npz), n=n)
+    arrays["p_ood"] = np.asarray(p_ood, dtype=np.float32)
+    if not np.isfinite(arrays["p_ood"]).all():
+        raise FloatingPointError(f"the {source} OOD prototype is not finite")
+    info.update(provenance(model_sha256=sha256_file(model_pt)))
+    save_npz(out_npz, arrays, info)
+    log.info("prototypes (%s): P %s, ‖p_ood − mean P‖ = %.3f", source, P.shape,
+             float(np.linalg.norm(arrays["p_ood"] - P.mean(0))))
+    return info
