@@ -6,7 +6,9 @@ rule datacard:
     input:
         data=[dataset_npz(name) for name in datacard_datasets()],
     output:
-        **datacard_outputs(),
+        md=datacard_outputs()["md"],
+        csv=datacard_outputs()["csv"],
+        png=report(datacard_outputs()["png"], caption="../report/datacard.rst", category="Data"),
     params:
         names=datacard_datasets(),
         benchmarks=benchmark_roles(),

@@ -3,7 +3,9 @@ rule evaluate:
         scores=lambda wc: score_files(wc.bench),
         summaries=lambda wc: [f"{run_dir(wc.bench, s)}/train.json" for s in SEEDS],
     output:
-        **evaluate_outputs("{bench}"),
+        **{k: v for k, v in evaluate_outputs("{bench}").items() if k not in ("hist", "roc")},
+        hist=report(evaluate_outputs("{bench}")["hist"], caption="../report/histograms.rst", category="Figures"),
+        roc=report(evaluate_outputs("{bench}")["roc"], caption="../report/roc.rst", category="Figures"),
     params:
         layout=lambda wc: score_layout(wc.bench),
         seeds=SEEDS,
