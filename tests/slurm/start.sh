@@ -206,17 +206,8 @@ put cgroup.conf
 [ "$NO_DBD" = 1 ] || put slurmdbd.conf 600
 
 # ---------------------------------------------------------------- process helpers
-pid_of() { # name -> prints pid if the pidfile's process is alive
-    local f="$STATE/run/$1.pid" p
-    [ -s "$f" ] || return 1
-    p=$(tr -dc 0-9 <"$f")
-    [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
-    # a stale pidfile (e.g. after a reboot) may name an unrelated process: check its program
-    local argv0
-    argv0=$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | head -n1)
-    [ "${argv0##*/}" = "$1" ] || return 1
-    echo "$p"
-}
+# shellcheck source=pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 # start a daemon in the foreground mode of its own, in a new session, with stdin/out/err on
 # /dev/null/log and every other inherited file descriptor closed; record its pid.

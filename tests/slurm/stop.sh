@@ -12,17 +12,8 @@ if [ "${1:-}" = --purge ]; then PURGE=1; fi
 
 log() { echo "[grood-slurm] $*" >&2; }
 
-pid_of() {
-    local f="$STATE/run/$1.pid" p
-    [ -s "$f" ] || return 1
-    p=$(tr -dc 0-9 <"$f")
-    [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 1
-    # a stale pidfile (e.g. after a reboot) may name an unrelated process: check its program
-    local argv0
-    argv0=$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | head -n1)
-    [ "${argv0##*/}" = "$1" ] || return 1
-    echo "$p"
-}
+# shellcheck source=pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 # cancel jobs only while the controller is ours: every job on it was submitted to our cluster
 if pid_of slurmctld >/dev/null && command -v squeue >/dev/null; then
