@@ -35,20 +35,26 @@ def load_split(data_npz: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
     y = arrays.get(f"y_{split}", np.full(len(x), -1, dtype=np.int64))
     return x, y
 
+
+def _arrays_in(stores: list[str | Path]):
+    """(name, lazy Zarr array) of every array in ``stores``, in store order."""
+    import zarr
+
+    for store in stores:
+        if not Path(store).exists():
+            raise FileNotFoundError(f"Zarr store {store} does not exist; re-run the rule that makes it")
+        yield from zarr.open_group(str(store), mode="r").arrays()
+
+
 def load_arrays(stores: list[str | Path], names: tuple[str, ...],
                 rows: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
     """Named arrays gathered from several Zarr stores (features, gradients); each name once.
     ``rows=(start, stop)`` reads only those rows."""
     sel = slice(None) if rows is None else slice(int(rows[0]), int(rows[1]))
     found: dict[str, np.ndarray] = {}
-    for store in stores:
-        import zarr
-
-        group = zarr.open_group(str(store), mode="r")
-        have = {k for k, _ in group.arrays()}
-        for name in names:
-            if name in have and name not in found:
-                found[name] = group[name][sel]
+    for name, array in _arrays_in(stores):
+        if name in names and name not in found:
+            found[name] = array[sel]
     missing = [n for n in names if n not in found]
     if missing:
         raise KeyError(f"array(s) {missing} are in none of {list(map(str, stores))}")
@@ -57,12 +63,7 @@ def load_arrays(stores: list[str | Path], names: tuple[str, ...],
 
 def stored_rows(stores: list[str | Path], names: tuple[str, ...]) -> int:
     """Row count of the first of ``names`` found in ``stores`` (without reading the data)."""
-    import zarr
-
-    for store in stores:
-        group = zarr.open_group(str(store), mode="r")
-        have = {k: a for k, a in group.arrays()}
-        for name in names:
-            if name in have:
-                return int(have[name].shape[0])
+    for name, array in _arrays_in(stores):
+        if name in names:
+            return int(array.shape[0])
     raise KeyError(f"array(s) {list(names)} are in none of {list(map(str, stores))}")
