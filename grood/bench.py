@@ -338,10 +338,10 @@ def shareable_detectors(k: int) -> list[str]:
 
 def case_shared_features(n: int = 10_000, k_detectors: int = 5, repeats: int = 3, devices=("cpu",),
                          batch_size: int = 1024, seed: int = 0) -> list[Row]:
-    """One forward pass shared by K detectors vs one forward pass per detector (a lenet, random 28×28)."""
+    """One forward pass shared by K detectors vs one forward pass per detector (lenet5, random 28×28)."""
     from grood.detectors import make_detector
     from grood.features import forward_batches
-    from grood.models import lenet
+    from grood.models import lenet5
     from grood.preprocess import spec_from_training
 
     torch.manual_seed(seed)
@@ -353,7 +353,7 @@ def case_shared_features(n: int = 10_000, k_detectors: int = 5, repeats: int = 3
     rows = []
     for dev in devices:
         device = torch.device(dev)
-        model = lenet().to(device).eval()
+        model = lenet5().to(device).eval()
 
         def shared():
             arrays = forward_batches(model, images, spec, device, batch_size)

@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from grood.device import autocast
+from grood.device import fp32_forward
 from grood.models import StagedNet
 from grood.preprocess import InputSpec, to_tensor
 from grood.progress import progress
@@ -29,14 +29,13 @@ def forward_batches(
     spec: InputSpec,
     device: torch.device,
     batch_size: int = 1024,
-    precision: str = "fp32",
     name: str = "images",
     sink: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> dict[str, np.ndarray] | None:
-    """Run ``model`` over ``images``; hand each batch's ``features``/``logits`` to ``sink`` or collect them."""
+    """Run ``model`` over ``images`` in fp32; hand each batch's ``features``/``logits`` to ``sink`` or collect them."""
     collected: dict[str, list] = {"features": [], "logits": []}
     for start, x in batches(images, spec, batch_size, name):
-        with autocast(device, precision):
+        with fp32_forward():
             h = model.features(x.to(device, non_blocking=True))
             z = model.fc(h)
         out = {"features": h.float().cpu().numpy(), "logits": z.float().cpu().numpy()}

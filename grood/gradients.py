@@ -13,7 +13,6 @@ so the default embedding (w.r.t. ``p_ood``, never the pseudo-label) is ``π_ood 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 WRT = ("ood", "pred", "all")
 _EPS = 1e-12
@@ -93,6 +92,8 @@ def grood_gradients_autograd(
     temperature: float = 1.0,
 ) -> np.ndarray:
     """Reference path: one ``torch.autograd.grad`` call per sample on the literal loss (slow; tests)."""
+    import torch
+
     if wrt not in WRT:
         raise ValueError(f"wrt must be one of {WRT}, got {wrt!r}")
     h_all = torch.as_tensor(np.asarray(features), dtype=torch.float64)

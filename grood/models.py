@@ -12,9 +12,8 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
-ARCHITECTURES = ("lenet", "resnet18")
+ARCHITECTURES = ("lenet5", "cnn_bn_gap", "resnet18")
 
 
 class StagedNet(nn.Module):
@@ -70,12 +69,35 @@ def _conv_bn_relu(cin: int, cout: int) -> list[tuple[str, nn.Module]]:
     ]
 
 
-def lenet(in_channels: int = 1, num_classes: int = 10, width: int = 16) -> StagedNet:
-    """A small VGG/LeNet-like CNN for 28×28 inputs (28→14→7→3 before global pooling).
+def lenet5(in_channels: int = 1, num_classes: int = 10, size: int = 28) -> StagedNet:
+    """The LeNet of OpenOOD's MNIST benchmark: three 5×5 conv blocks (6 → 16 → 120 channels, ReLU,
+    max-pooling after the first two), a 120 → 84 ReLU layer whose output is the penultimate feature,
+    and a linear head.  No batch norm, no global pooling.
 
-    Width 16 gives a 64-d penultimate feature and 99.3% on MNIST after two bf16 epochs on 2 CPU
-    cores (≈ 20 s/epoch); without the last max-pool the global average pool sees too small a
-    receptive field and accuracy stalls near 98.8%.
+    Stages: ``layer1``..``layer3`` (the conv blocks) and ``head`` (flatten, 120·s² → 84, ReLU), so
+    GROOD's mix-up at ``layer1`` mixes the first block's 6×14×14 activation.  On 28×28 inputs the
+    third block's output is 120×1×1; other sizes flatten a larger map (``s = (size/2 − 4)/2 − 4``).
+    """
+    s = ((size // 2) - 4) // 2 - 4
+    if s < 1:
+        raise ValueError(f"lenet5 needs inputs of at least 28×28 pixels, got {size}×{size}")
+    stages = OrderedDict(
+        layer1=nn.Sequential(OrderedDict(conv=nn.Conv2d(in_channels, 6, 5, padding=2), relu=nn.ReLU(),
+                                         pool=nn.MaxPool2d(2))),
+        layer2=nn.Sequential(OrderedDict(conv=nn.Conv2d(6, 16, 5), relu=nn.ReLU(), pool=nn.MaxPool2d(2))),
+        layer3=nn.Sequential(OrderedDict(conv=nn.Conv2d(16, 120, 5), relu=nn.ReLU())),
+        head=nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc1=nn.Linear(120 * s * s, 84), relu=nn.ReLU())),
+    )
+    return StagedNet(stages, nn.Linear(84, num_classes))
+
+
+def cnn_bn_gap(in_channels: int = 1, num_classes: int = 10, width: int = 16) -> StagedNet:
+    """A VGG-like CNN with batch norm and global average pooling (28→14→7→3 before the pool).
+
+    Accurate (99.3% on MNIST after two bf16 epochs) but not the field's MNIST network: batch norm
+    plus global pooling gives bright noise large, confidently classified features, so confidence
+    scores rank noise as more in-distribution than MNIST (README, "Backbones decide rankings").
+    Kept for the backbone study (config/backbones.yaml).
     """
     w = width
     stages = OrderedDict(
@@ -90,6 +112,9 @@ def lenet(in_channels: int = 1, num_classes: int = 10, width: int = 16) -> Stage
 
 def resnet18(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> StagedNet:
     """ResNet-18 with the CIFAR stem (3×3 conv, no max-pool), built from torchvision's BasicBlock."""
+    # imported here: `import torchvision` pulls in torch._dynamo (≈ 2.5 s per job), which the
+    # LeNet-based jobs of the default benchmark do not need
+    from torchvision.models.resnet import BasicBlock
 
     def make_layer(cin: int, cout: int, stride: int) -> nn.Sequential:
         down = None
@@ -119,9 +144,17 @@ def resnet18(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> St
     return net
 
 
-def build_model(arch: str, in_channels: int, num_classes: int, width: int | None = None) -> StagedNet:
-    if arch == "lenet":
-        return lenet(in_channels, num_classes, width or 16)
+def build_model(arch: str, in_channels: int, num_classes: int, width: int | None = None,
+                size: int = 28) -> StagedNet:
+    """The network ``arch`` for ``in_channels``×``size``×``size`` inputs and ``num_classes`` outputs."""
+    if arch == "lenet5":
+        if width is not None:
+            raise ValueError("lenet5 has the fixed widths of OpenOOD's LeNet (6, 16, 120, 84); "
+                             "remove train.width, or use arch cnn_bn_gap / resnet18 to set a width")
+        return lenet5(in_channels, num_classes, size)
+    if arch == "cnn_bn_gap":
+        return cnn_bn_gap(in_channels, num_classes, width or 16)
     if arch == "resnet18":
         return resnet18(in_channels, num_classes, width or 64)
-    raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
+    hint = " ('lenet' is now 'cnn_bn_gap'; the field's LeNet is 'lenet5')" if arch == "lenet" else ""
+    raise ValueError(f"unknown architecture {arch!r}{hint}; choose one of {ARCHITECTURES}")

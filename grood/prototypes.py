@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import torch
 
-from grood.device import autocast
+from grood.device import fp32_forward
 from grood.features import batches
 from grood.models import StagedNet
 from grood.preprocess import InputSpec
@@ -41,7 +41,8 @@ def early_prototypes(model: StagedNet, images: np.ndarray, labels: np.ndarray, n
     """``Q_c``: mean activation after ``layer`` per class (true labels), accumulated in float64."""
     sums = counts = None
     for start, x in batches(images, spec, batch_size, "early prototypes"):
-        e = model.forward_to(x.to(device), layer).double()
+        with fp32_forward():
+            e = model.forward_to(x.to(device), layer).double()
         y = torch.as_tensor(labels[start : start + len(x)], device=device)
         if sums is None:
             sums = torch.zeros((num_classes, *e.shape[1:]), dtype=torch.float64, device=device)
@@ -53,6 +54,14 @@ def early_prototypes(model: StagedNet, images: np.ndarray, labels: np.ndarray, n
     return (sums / counts.view(-1, *([1] * (sums.ndim - 1)))).float().cpu().numpy()
 
 
+def nearest_prototype(features: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+    """Index of the nearest class prototype (L2) per row: GROOD's ID prediction."""
+    h = np.asarray(features, dtype=np.float64)
+    p = np.asarray(prototypes, dtype=np.float64)
+    sq = (h**2).sum(1)[:, None] - 2.0 * h @ p.T + (p**2).sum(1)[None]
+    return sq.argmin(1)
+
+
 def runner_up(logits: np.ndarray) -> np.ndarray:
     """Index of the second-largest logit per row."""
     return np.argsort(-np.asarray(logits), axis=1, kind="stable")[:, 1]
@@ -60,8 +69,7 @@ def runner_up(logits: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def mixup_features(model: StagedNet, images: np.ndarray, early: np.ndarray, layer: str, lam: float,
-                   spec: InputSpec, device: torch.device, batch_size: int = 512,
-                   precision: str = "fp32") -> np.ndarray:
+                   spec: InputSpec, device: torch.device, batch_size: int = 512) -> np.ndarray:
     """Features ``h̃`` of images mixed at ``layer`` with the early prototype of their runner-up class."""
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"mix-up lambda must lie in [0, 1], got {lam}")
@@ -69,7 +77,7 @@ def mixup_features(model: StagedNet, images: np.ndarray, early: np.ndarray, laye
     out = []
     for _, x in batches(images, spec, batch_size, "mix-up"):
         x = x.to(device)
-        with autocast(device, precision):
+        with fp32_forward():
             e = model.forward_to(x, layer)
             logits = model.fc(model.forward_from(e, layer)).float().cpu().numpy()
             c2 = torch.as_tensor(runner_up(logits), device=device)

@@ -57,6 +57,19 @@ def summary(long: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     return agg
 
 
+def per_seed_table(long: pd.DataFrame, metric: str = "auroc", order: list[str] | None = None) -> pd.DataFrame:
+    """Rows detectors, columns ``near``/``far`` of each seed: the spread behind every mean ± std."""
+    full = with_group_means(long)
+    groups = [g for g in ("near", "far") if g in set(full["ood"])]
+    sub = full[full["ood"].isin(groups)]
+    table = sub.pivot_table(index="detector", columns=["ood", "seed"], values=metric, aggfunc="first", sort=False)
+    table = table.reindex(columns=[(g, s) for g in groups for s in sorted(sub["seed"].unique())])
+    table.columns = [f"{g} s{s}" for g, s in table.columns]
+    if order:
+        table = table.reindex([d for d in order if d in table.index])
+    return (100 * table).round(2)
+
+
 def _fmt(mean: float, std: float, scale: float = 100.0) -> str:
     if np.isnan(std):
         return f"{scale * mean:.2f}"

@@ -324,11 +324,11 @@ def test_most_ood_like_mean_keeps_the_highest_energy_samples():
 
 @pytest.fixture(scope="module")
 def net():
-    from grood.models import lenet
+    from grood.models import cnn_bn_gap
     from grood.preprocess import spec_from_training
 
     torch.manual_seed(0)
-    model = lenet(1, 4, width=4).eval()
+    model = cnn_bn_gap(1, 4, width=4).eval()  # batch norm in eval mode: samples stay independent
     rng = np.random.default_rng(7)
     images = rng.integers(0, 256, size=(24, 28, 28), dtype=np.uint8)
     return model, images, spec_from_training(images)
@@ -383,7 +383,7 @@ def test_odin_through_the_score_stage(net, tmp_path):
     from grood.training import TrainConfig, TrainResult, save_checkpoint
 
     model, images, spec = net
-    save_checkpoint(tmp_path / "model.pt", TrainResult(model, spec, [0, 1, 2, 3]), TrainConfig(width=4))
+    save_checkpoint(tmp_path / "model.pt", TrainResult(model, spec, [0, 1, 2, 3]), TrainConfig(arch="cnn_bn_gap", width=4))
     save_npz(tmp_path / "data.npz", {"x_test": images})
     fit_detector_stage("odin", {"epsilon": 0.002}, [], tmp_path / "odin.pkl")
     pickle.loads((tmp_path / "odin.pkl").read_bytes())  # the fitted ODIN pickles

@@ -76,9 +76,9 @@ def _tiny_training_set(n: int = 256):
     return x, y
 
 
-@pytest.mark.parametrize("precision", ["fp32", "auto"])
-def test_training_is_reproducible_in_process(precision):
-    """Same seed and thread count → identical weights (``auto`` is bf16 autocast on CPU); another
+@pytest.mark.parametrize("arch,precision", [("lenet5", "fp32"), ("cnn_bn_gap", "bf16")])
+def test_training_is_reproducible_in_process(arch, precision):
+    """Same seed and thread count → identical weights (fp32, and bf16 autocast on CPU); another
     seed → different weights (the seed is really used)."""
     from grood.device import set_threads
     from grood.training import TrainConfig, train
@@ -87,8 +87,9 @@ def test_training_is_reproducible_in_process(precision):
     x, y = _tiny_training_set()
 
     def weights(seed):
-        cfg = TrainConfig.from_dict({"arch": "lenet", "width": 4, "epochs": 1, "batch_size": 32, "lr": 0.05,
-                                     "precision": precision, "seed": seed})
+        cfg = TrainConfig.from_dict({"arch": arch, "width": 4 if arch == "cnn_bn_gap" else None, "epochs": 1,
+                                     "batch_size": 32, "lr": 0.05, "precision": precision, "seed": seed,
+                                     "augment": "crop_flip"})
         return train(x, y, cfg, torch.device("cpu")).model.state_dict()
 
     a, b, c = weights(0), weights(0), weights(1)
@@ -107,7 +108,7 @@ def test_features_do_not_depend_on_the_batch_size():
 
     set_threads(2)
     x, y = _tiny_training_set(128)
-    cfg = TrainConfig.from_dict({"arch": "lenet", "width": 4, "epochs": 1, "batch_size": 32, "lr": 0.05,
+    cfg = TrainConfig.from_dict({"arch": "lenet5", "epochs": 1, "batch_size": 32, "lr": 0.05,
                                  "precision": "fp32", "seed": 0})
     result = train(x, y, cfg, torch.device("cpu"))
     small = forward_batches(result.model, x, result.spec, torch.device("cpu"), batch_size=8)

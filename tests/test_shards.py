@@ -60,16 +60,16 @@ def lenet_files(tmp_path_factory):
     """A small random lenet checkpoint and a 203-image uint8 dataset (test split, labels 0..9)."""
     import torch
 
-    from grood.models import lenet
+    from grood.models import cnn_bn_gap
     from grood.preprocess import InputSpec
     from grood.storage import save_npz
     from grood.training import TrainConfig, TrainResult, save_checkpoint
 
     d = tmp_path_factory.mktemp("shards")
     torch.manual_seed(0)
-    model = lenet(1, 10, width=8).eval()
+    model = cnn_bn_gap(1, 10, width=8).eval()
     spec = InputSpec(1, 28, (0.5,), (0.25,))
-    cfg = TrainConfig.from_dict({"arch": "lenet", "width": 8, "epochs": 1})
+    cfg = TrainConfig.from_dict({"arch": "cnn_bn_gap", "width": 8, "epochs": 1})
     save_checkpoint(d / "model.pt", TrainResult(model, spec, list(range(10)), []), cfg)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (203, 28, 28, 1), dtype=np.uint8)

@@ -9,12 +9,11 @@ norm factorises into a feature factor and an output factor.  With ``y ~ p`` ("Ex
 
 and GradNorm's gradient is the mean of ``G_y`` over uniform ``y``: ``‖(p − u) hᵀ‖₁ = ‖h‖₁ ‖p − u‖₁``.
 
-Directions, checked on data (default MNIST benchmark, 3 seeds, AUROC near / far means):
-``1 − ‖p‖²`` grows with uncertainty, so the ExGrad ID scores are the negatives (92 / 19 for L1,
-92 / 21 for Frobenius: right for the near sets; noise is confidently misclassified by this
-network, which inverts every confidence score there, MSP included: 92 / 21).  The output factor
-keeps "confident = ID" (as MSP) and the feature factor GradNorm's "larger = ID" (see
-:class:`FeatureNorm`, whose direction is network-dependent).
+Directions, checked on data (the measured AUROCs are in the README's tables, not here, so they
+cannot go stale): ``1 − ‖p‖²`` grows with uncertainty, so the ExGrad ID scores are the negatives —
+the un-negated expected gradient ranks OOD above ID on every MNIST set (methods.md §4).  The
+output factor keeps "confident = ID" (as MSP) and the feature factor GradNorm's "larger = ID"
+(see :class:`FeatureNorm`, whose direction depends on the network).
 """
 
 from __future__ import annotations
@@ -58,11 +57,8 @@ class ExGradFro(Detector):
 class FeatureNorm(Detector):
     """The feature factor alone: ``S = ‖h‖₁`` (GradNorm's reading: larger ID features).
 
-    Its direction was checked on data and depends on the network. On the default MNIST CNN
-    (3 seeds) ID test features are larger than those of the natural OOD sets (mean ‖h‖₁ 72 vs
-    49–69; AUROC of +‖h‖₁: 62–97%) but not always than noise (AUROC 2–82%). On an earlier variant
-    without the last max-pool the opposite held everywhere (ID 39, Fashion-MNIST 68, noise 175).
-    We keep the published direction and report what it gives.
+    Its direction depends on the network: the README's backbone study (config/backbones.yaml)
+    shows it on two MNIST networks. We keep the published direction and report what it gives.
     """
 
     requires = ("features",)

@@ -33,11 +33,10 @@ class GROODProtoDist(_GradientStoreDetector):
     """``S = ‖h − p_ood‖₂``: distance to the OOD prototype only, no gradients, no index.
 
     ``p_ood`` stands for "what OOD looks like", so the farther from it, the more ID: the sign is
-    ``+``, kept by that logic.  On MNIST (LeNet, seed 0) it holds for the ``noise`` prototype
-    (AUROC vs Fashion-MNIST / Gaussian noise 95 / 100) and is inverted for ``mixup`` (13 / 0):
-    the mix-up ``p_ood`` lies inside the ID cloud (‖p_ood‖ 4.2 < mean ‖P_c‖ 6.0) while OOD
-    features are much larger, so there the distance measures feature magnitude.  That is the
-    ablation's finding, not a sign error.  ``wrt`` does not change ``proto_dist``; it names the store.
+    ``+``, kept by that logic.  It can invert for the ``mixup`` prototype, which lies between the
+    classes, inside the ID cloud: where OOD features are larger than ID ones, the distance measures
+    feature magnitude instead.  config/ablations.yaml measures it (README, GROOD's ablations).
+    ``wrt`` does not change ``proto_dist``; it names the store.
     """
 
     requires = ("proto_dist",)
@@ -50,9 +49,9 @@ class GROODGradNorm(_GradientStoreDetector):
     """``S = −‖g‖₁``: the NCP-gradient magnitude without the kNN.
 
     For ``wrt: ood`` ``‖g‖₁ = π_ood·‖(h − p_ood)/‖h − p_ood‖‖₁`` grows with the OOD-prototype
-    probability, so a large gradient means OOD and the ID score is its negative.  On MNIST (seed 0)
-    this holds for the ``noise`` prototype (97 / 100) and is inverted for ``mixup`` (36 / 2), for
-    the reason given in :class:`GROODProtoDist`.
+    probability, so a large gradient means OOD and the ID score is its negative.  It can invert for
+    the ``mixup`` prototype, for the reason given in :class:`GROODProtoDist` (measured by
+    config/ablations.yaml; README).
     """
 
     requires = ("gradients",)

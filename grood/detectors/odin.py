@@ -38,6 +38,7 @@ def odin_scores(model: "torch.nn.Module", images_uint8: np.ndarray, spec, device
     """ODIN scores of uint8 images (float64), through ``spec``'s preprocessing, batched on ``device``."""
     import torch
 
+    from grood.device import fp32_forward
     from grood.features import batches
 
     model.eval()
@@ -45,9 +46,10 @@ def odin_scores(model: "torch.nn.Module", images_uint8: np.ndarray, spec, device
     std = torch.tensor(spec.std, dtype=torch.float32, device=device) if scale_by_std else None
     out = []
     for _, x in batches(images_uint8, spec, batch_size, "ODIN"):
-        x_t = odin_perturb(model, x.to(device), temperature, epsilon, std)
-        with torch.no_grad():
-            z = model(x_t).float().cpu().numpy()
+        with fp32_forward():
+            x_t = odin_perturb(model, x.to(device), temperature, epsilon, std)
+            with torch.no_grad():
+                z = model(x_t).float().cpu().numpy()
         if not np.isfinite(z).all():
             raise FloatingPointError("ODIN: non-finite logits after the perturbation; check the model")
         out.append(softmax(z, temperature).max(1))

@@ -12,12 +12,28 @@ from grood.storage import atomic_path
 log = logging.getLogger("grood")
 
 
+def nearest_prototype_accuracy(test_features_zarr, prototypes_npz) -> float:
+    """GROOD's own ID prediction (methods.md §1.5): the nearest class prototype ``argmin_c ‖h − P_c‖``,
+    scored against the labels of the ID test set (labels outside the model's classes are skipped)."""
+    from grood.prototypes import nearest_prototype
+    from grood.storage import load_npz, read_zarr
+
+    arrays, _ = read_zarr(test_features_zarr, ["features", "labels"])
+    protos, _ = load_npz(prototypes_npz, ["P"])
+    known = arrays["labels"] >= 0
+    pred = nearest_prototype(arrays["features"][known], protos["P"])
+    return float((pred == arrays["labels"][known]).mean())
+
+
 def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, str], groups: dict[str, str],
-                   flags: dict[str, dict], outputs: dict[str, str]) -> None:
+                   flags: dict[str, dict], outputs: dict[str, str],
+                   ncp_inputs: dict[int, tuple[str, str]] | None = None) -> None:
     """Metrics (long CSV, summary CSV/Markdown/LaTeX) and figures for one benchmark.
 
     ``scores``: one dict per score file with ``seed``, ``detector``, ``part`` (``test`` or an OOD set)
     and ``path``.  ``outputs`` names: metrics_csv, summary_csv, table_md, table_tex, hist, roc.
+    ``ncp_inputs``: per seed, the ID test features and a prototypes file, for GROOD's
+    nearest-prototype accuracy beside the head's (when the benchmark runs a GROOD detector).
     """
     import json
 
@@ -25,6 +41,7 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
     from grood.detectors.base import check_finite
 
     acc = {int(seed): json.loads(Path(p).read_text())["test_accuracy"] for seed, p in train_summaries.items()}
+    ncp_acc = {int(seed): nearest_prototype_accuracy(*paths) for seed, paths in (ncp_inputs or {}).items()}
     by_key: dict[tuple[int, str], dict[str, np.ndarray]] = {}
     for s in scores:
         by_key.setdefault((int(s["seed"]), s["detector"]), {})[s["part"]] = check_finite(s["path"], np.load(s["path"]))
@@ -40,11 +57,14 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
     with atomic_path(outputs["summary_csv"]) as tmp:
         summ.to_csv(tmp, index=False, float_format="%.6f")
     seeds = sorted(acc)
-    acc_vals = np.array([acc[s] for s in seeds])
     header = (f"# {bench}: OOD detection results\n\n"
-              f"ID test accuracy: {100 * acc_vals.mean():.2f}% "
-              f"(± {100 * acc_vals.std(ddof=1) if len(seeds) > 1 else 0:.2f} over seeds {seeds}).\n"
-              f"Cells: mean ± std over seeds, in %. near/far: unweighted means over "
+              f"ID test accuracy of the classifier head: {_mean_std(acc, seeds)}"
+              + (f"; of GROOD's nearest class prototype: {_mean_std(ncp_acc, seeds)}" if ncp_acc else "")
+              + f" (over seeds {seeds}; per seed: "
+              + ", ".join(f"{100 * acc[s]:.2f}" + (f" / {100 * ncp_acc[s]:.2f}" if ncp_acc else "")
+                          for s in seeds) + ").\n"
+              f"Cells: mean ± std over {len(seeds)} seed(s), in %; std is the sample standard deviation "
+              f"(ddof=1), blank with one seed. near/far: unweighted means over "
               f"{[o for o in oods if groups[o] == 'near']} / {[o for o in oods if groups[o] == 'far']}.\n"
               f"FPR95 here is `fpr95_id` (OOD accepted at 95% ID kept); `fpr95_ood` is in the CSVs.\n")
     notes = [f"- `{d}`: " + ", ".join(k.replace("_", " ") for k, v in f.items() if v)
@@ -56,6 +76,8 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
         table = results.openood_table(summ, oods, metric)
         md.append(f"\n## {label}\n\n{table.to_markdown()}\n")
         tex.append(f"% {label}\n" + table.to_latex(escape=True) + "\n")
+    md.append(f"\n## AUROC per seed (near / far means)\n\n"
+              f"{results.per_seed_table(long, 'auroc', detectors).to_markdown()}\n")
     if notes:
         md.append("\n## Flags\n\n" + "\n".join(notes) + "\n")
     with atomic_path(outputs["table_md"]) as tmp:
@@ -67,3 +89,9 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
         with atomic_path(outputs[key]) as tmp:
             draw(first, str(tmp), f"{bench}, seed {first_seed}")
     log.info("metrics for %s: %d rows → %s", bench, len(long), outputs["metrics_csv"])
+
+
+def _mean_std(values: dict[int, float], seeds: list[int]) -> str:
+    """``mean% ± std%`` over seeds (sample std, ddof=1; none with one seed)."""
+    v = 100 * np.array([values[s] for s in seeds])
+    return f"{v.mean():.2f}%" + (f" ± {v.std(ddof=1):.2f}" if len(v) > 1 else "")

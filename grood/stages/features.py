@@ -14,7 +14,7 @@ log = logging.getLogger("grood")
 
 
 def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_size: int = 1024,
-                   precision: str = "fp32", device: str = "auto", threads: int | None = None,
+                   device: str = "auto", threads: int | None = None,
                    rows: tuple[int, int] | None = None, shard: tuple[int, int] | None = None) -> None:
     """Penultimate features, logits and (for ID sets) class labels of one dataset split, to Zarr.
 
@@ -41,7 +41,7 @@ def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_
                          f"check its config (classes, max_test, path)")
     labels = encode_known_labels(labels, meta["classes"]) if is_id else np.full(len(images), -1, np.int64)
     attrs = provenance(model_sha256=sha256_file(model_pt), data=str(data_npz), split=split,
-                       data_sha256=sha256_file(data_npz), precision=precision)
+                       data_sha256=sha256_file(data_npz), precision="fp32")
     n_total = len(images)
     start, stop = _select_rows(n_total, rows, shard, batch_size, attrs)
     images, labels = images[start:stop], labels[start:stop]
@@ -49,7 +49,7 @@ def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_
         def sink(begin, out):
             w.write(begin, **out, labels=labels[begin : begin + len(out["logits"])])
 
-        forward_batches(model, images, spec, dev, batch_size, precision, name=f"{Path(str(data_npz)).name} [{split}]",
+        forward_batches(model, images, spec, dev, batch_size, name=f"{Path(str(data_npz)).name} [{split}]",
                         sink=sink)
     log.info("features of %d images (rows [%d, %d) of %d) → %s", len(images), start, stop, n_total, out_zarr)
 

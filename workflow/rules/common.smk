@@ -234,6 +234,28 @@ wildcard_constraints:
     temp=r"[0-9.]+",
 
 
+def local_gpu_visible():
+    """Whether a local job can see an NVIDIA GPU (device node present, not hidden), without torch."""
+    import glob
+    import os
+
+    if config["device"] == "cpu":
+        return False
+    if config["device"].startswith("cuda"):
+        return True
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def job_gpus(wc=None):
+    """GPUs a network job asks for: one per job on a cluster (profiles/slurm) or where a local GPU is
+    visible, none on a CPU-only machine — where a `gpu` resource would only serialise CPU jobs.
+    Evaluated per job, once the executor is known."""
+    return 1 if (not workflow.local_exec or local_gpu_visible()) else 0
+
+
 def code_version(*modules):
     """Digest of the grood modules a stage runs: editing them re-runs that stage (params trigger)."""
     h = hashlib.sha256()
@@ -302,6 +324,17 @@ def score_layout(bench):
         for det in DETECTORS
         for part in score_parts(bench)
     ]
+
+
+def ncp_inputs(bench):
+    """Per seed, the ID test features and the class prototypes of the first GROOD-family detector
+    (for GROOD's nearest-prototype accuracy); nothing when the benchmark runs no GROOD detector."""
+    sources = [detector_object(d).get_params()["prototype"] for d in DETECTORS
+               if "prototype" in detector_object(d).get_params()]
+    if not sources:
+        return {}
+    return {seed: [f"{run_dir(bench, seed)}/features/test.zarr",
+                   f"{run_dir(bench, seed)}/prototypes/{sources[0]}.npz"] for seed in SEEDS}
 
 
 def detector_flags():

@@ -2,6 +2,7 @@ rule evaluate:
     input:
         scores=lambda wc: score_files(wc.bench),
         summaries=lambda wc: [f"{run_dir(wc.bench, s)}/train.json" for s in SEEDS],
+        ncp=lambda wc: [p for paths in ncp_inputs(wc.bench).values() for p in paths],
     output:
         **{k: v for k, v in evaluate_outputs("{bench}").items() if k not in ("hist", "roc")},
         hist=report(evaluate_outputs("{bench}")["hist"], caption="../report/histograms.rst", category="Figures"),
@@ -9,9 +10,10 @@ rule evaluate:
     params:
         layout=lambda wc: score_layout(wc.bench),
         seeds=SEEDS,
+        ncp_seeds=lambda wc: list(ncp_inputs(wc.bench)),
         groups=lambda wc: BENCH[wc.bench]["ood"],
         flags=detector_flags(),
-        code=code_version("metrics.py", "results.py", "plots.py", "stages/evaluate.py"),
+        code=code_version("metrics.py", "results.py", "plots.py", "prototypes.py", "stages/evaluate.py"),
     log:
         f"{R}/logs/{{bench}}/evaluate.log",
     conda:

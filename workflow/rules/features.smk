@@ -15,12 +15,11 @@ if FEATURE_SHARDS == 1:
             split=lambda wc: part_split(wc.part),
             is_id=lambda wc: wc.part in ("train", "test"),
             batch_size=config["features"]["batch_size"],
-            precision=config["features"]["precision"],
             device=config["device"],
             code=code_version("features.py", "preprocess.py", "models.py", "stages/features.py", "stages/io.py"),
-        threads: config["threads"]
+        threads: lambda wc: config["threads"] if wc.part == "train" else 1  # small parts: start-up bound
         resources:
-            gpu=1,
+            gpu=job_gpus,
         log:
             f"{R}/logs/{{bench}}/seed{{seed}}/features/{{part}}.log",
         benchmark:
@@ -46,14 +45,13 @@ else:
             split=lambda wc: part_split(wc.part),
             is_id=lambda wc: wc.part in ("train", "test"),
             batch_size=config["features"]["batch_size"],
-            precision=config["features"]["precision"],
             device=config["device"],
             shard=lambda wc: int(wc.shard),
             shards=FEATURE_SHARDS,
             code=code_version("features.py", "preprocess.py", "models.py", "shards.py", "stages/features.py", "stages/io.py"),
-        threads: config["threads"]
+        threads: lambda wc: config["threads"] if wc.part == "train" else 1  # small parts: start-up bound
         resources:
-            gpu=1,
+            gpu=job_gpus,
         log:
             f"{R}/logs/{{bench}}/seed{{seed}}/features/{{part}}/{{shard}}-of-{FEATURE_SHARDS}.log",
         benchmark:

@@ -12,7 +12,7 @@ rule prototypes:
         code=code_version("prototypes.py", "models.py", "stages/prototypes.py", "stages/io.py"),
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=job_gpus,
     log:
         f"{R}/logs/{{bench}}/seed{{seed}}/prototypes/{{source}}.log",
     conda:

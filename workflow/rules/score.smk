@@ -33,9 +33,9 @@ if SCORE_SHARDS == 1:
         params:
             split=lambda wc: part_split(wc.part),
             device=config["device"],
-        threads: lambda wc: config["threads"] if needs_network(wc.detector) else 1
+        threads: 1  # start-up bound: two jobs share the cores
         resources:
-            gpu=lambda wc: int(needs_network(wc.detector)),
+            gpu=lambda wc: job_gpus() * int(needs_network(wc.detector)),
         log:
             f"{R}/logs/{{bench}}/seed{{seed}}/score/{{detector}}/{{part}}.log",
         conda:
@@ -64,9 +64,9 @@ else:
             shards=SCORE_SHARDS,
             align=config["features"]["batch_size"],
             code=code_version("shards.py"),
-        threads: lambda wc: config["threads"] if needs_network(wc.detector) else 1
+        threads: 1  # start-up bound: two jobs share the cores
         resources:
-            gpu=lambda wc: int(needs_network(wc.detector)),
+            gpu=lambda wc: job_gpus() * int(needs_network(wc.detector)),
         log:
             f"{R}/logs/{{bench}}/seed{{seed}}/score/{{detector}}/{{part}}/{{shard}}-of-{SCORE_SHARDS}.log",
         conda:

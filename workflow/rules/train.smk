@@ -10,7 +10,7 @@ rule train:
         code=code_version("models.py", "training.py", "preprocess.py", "stages/train.py", "stages/io.py"),
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=job_gpus,
     log:
         f"{R}/logs/{{bench}}/seed{{seed}}/train.log",
     benchmark:

@@ -3,4 +3,6 @@ from grood.pipeline import evaluate_stage, setup_logging
 setup_logging(snakemake.log[0])
 evaluate_stage(snakemake.wildcards.bench, list(snakemake.params.layout),
                {seed: path for seed, path in zip(snakemake.params.seeds, snakemake.input.summaries)},
-               dict(snakemake.params.groups), dict(snakemake.params.flags), dict(snakemake.output.items()))
+               dict(snakemake.params.groups), dict(snakemake.params.flags), dict(snakemake.output.items()),
+               ncp_inputs={seed: tuple(snakemake.input.ncp[2 * i : 2 * i + 2])
+                           for i, seed in enumerate(snakemake.params.ncp_seeds)})
