@@ -4,7 +4,8 @@ Built from the prepared ``resources/data/<name>.npz`` files (their ``__meta__`` 
 images; training arrays are never loaded), so it is cheap and always matches what was used:
 
 * ``datacard.csv``: one row per dataset -- name, source, licence, train/test counts, image shape,
-  classes, role per benchmark (``ID``, ``near``, ``far``, ``ood_val``), upstream files;
+  classes, role per benchmark (``ID``, ``near``, ``far``, ``ood_val``, ``aux``: GReg's training
+  outliers), upstream files;
 * ``datacard.md``: the same table plus each dataset's description, parameters and notes;
 * ``datacard.png``: a grid of seeded sample test images, one row per dataset.
 """
@@ -18,8 +19,10 @@ import numpy as np
 N_SAMPLES = 8  # images per dataset in the grid
 
 
-def roles(benchmarks: dict, ood_val: str | None = None) -> dict[str, dict[str, str]]:
-    """dataset → {benchmark: role}; role ID / near / far, and ood_val for the prototype set."""
+def roles(benchmarks: dict, ood_val: str | None = None,
+          aux: dict[str, list[str]] | None = None) -> dict[str, dict[str, str]]:
+    """dataset → {benchmark: role}; role ID / near / far, ood_val for the prototype set, and aux
+    for the auxiliary outliers a benchmark trains on (``aux``: benchmark → its aux datasets)."""
     out: dict[str, dict[str, str]] = {}
     for bench, spec in benchmarks.items():
         out.setdefault(spec["id"], {})[bench] = "ID"
@@ -28,6 +31,9 @@ def roles(benchmarks: dict, ood_val: str | None = None) -> dict[str, dict[str, s
     if ood_val:
         for bench in benchmarks:
             out.setdefault(ood_val, {}).setdefault(bench, "ood_val")
+    for bench, names in (aux or {}).items():
+        for name in names:
+            out.setdefault(name, {})[bench] = "aux"
     return out
 
 
@@ -127,8 +133,9 @@ def _markdown(table, metas: dict[str, dict], png_name: str) -> str:
     lines = ["# Data card", "",
              "Every dataset this run prepared: where it comes from, its licence, its size and its "
              "role in each benchmark (ID: in-distribution; near / far: OOD groups; ood_val: "
-             "images used to form the OOD prototype, flagged in results). Built from the "
-             "prepared files' metadata.", "",
+             "images used to form the OOD prototype, flagged in results; aux: auxiliary "
+             "outliers a GReg / GReg+ backbone trains on). Built from the prepared files' "
+             "metadata.", "",
              table[cols].to_markdown(index=False), "", f"![sample test images]({png_name})", ""]
     for name, meta in metas.items():
         params = {k: v for k, v in meta.get("params", {}).items()
@@ -136,6 +143,7 @@ def _markdown(table, metas: dict[str, dict], png_name: str) -> str:
         notes = meta.get("notes")
         lines += [f"## {name}", "",
                   f"- **source**: `{meta.get('source', '?')}` -- {meta.get('description', '')}",
+                  *([f"- **role**: {meta['role']}"] if meta.get("role") else []),
                   f"- **licence**: {meta.get('licence', '?')}",
                   f"- **params**: `{json.dumps(params, sort_keys=True)}`",
                   f"- **counts**: {meta.get('counts', {})}"
@@ -152,13 +160,15 @@ def _markdown(table, metas: dict[str, dict], png_name: str) -> str:
 
 
 def write_datacard(datasets: dict[str, str | Path], benchmarks: dict, out_md, out_csv, out_png,
-                   ood_val: str | None = None, seed: int = 0) -> "pandas.DataFrame":
-    """Write the card's CSV, Markdown and PNG for ``datasets`` (name → prepared npz)."""
+                   ood_val: str | None = None, seed: int = 0,
+                   aux: dict[str, list[str]] | None = None) -> "pandas.DataFrame":
+    """Write the card's CSV, Markdown and PNG for ``datasets`` (name → prepared npz); ``aux``
+    maps a benchmark to the auxiliary outlier datasets its backbone trains on."""
     import pandas as pd
 
     from grood.storage import atomic_path
 
-    role = roles(benchmarks, ood_val)
+    role = roles(benchmarks, ood_val, aux)
     metas, samples, rows = {}, {}, []
     for name, npz in datasets.items():
         meta, x = read_card_inputs(npz, seed=seed)
