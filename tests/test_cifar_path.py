@@ -97,6 +97,7 @@ def test_cifar_path_end_to_end(tmp_path):
     assert (res / "datacard.png").stat().st_size > 0 and (res / "datacard.md").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_cifar10_config_dry_run(tmp_path):
     """config/cifar10.yaml is schema-valid and plans the full DAG without any data present."""
     proc = run_snakemake(tmp_path, REPO / "config" / "cifar10.yaml", "-n", "--quiet", "rules",
