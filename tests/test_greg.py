@@ -492,7 +492,7 @@ def test_scrambled_mnist_is_beyond_recognition():
     m = build_dataset("mnist", {"max_train": 20000}, RAW)
     r = train(m["x_train"], m["y_train"], TrainConfig.from_dict({"epochs": 1, "precision": "fp32"}), CPU)
     x, src, kind = scramble(m["x_train"], 3000, ["patch_shuffle", "warp"], 0)
-    from grood.features import forward_batches
+    from grood.forward import forward_batches
 
     def acc(images, labels):
         return float((forward_batches(r.model, images, r.spec, CPU)["logits"].argmax(1) == labels).mean())

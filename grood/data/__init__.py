@@ -12,6 +12,7 @@ their parameters), ``build`` (:func:`build_dataset`); for GReg's auxiliary outli
 from .build import build_dataset
 from .errors import DataError
 from .overlap import aux_overlap
-from .sources import REGISTRY, SOURCES
+from .sources import REGISTRY, SOURCES, check_spec, required_params, same_images
 
-__all__ = ["build_dataset", "SOURCES", "REGISTRY", "DataError", "aux_overlap"]
+__all__ = ["build_dataset", "SOURCES", "REGISTRY", "DataError", "aux_overlap", "check_spec",
+           "required_params", "same_images"]

@@ -13,20 +13,33 @@ import numpy as np
 
 from grood import index as faiss_index
 from grood.detectors.base import Detector, check_finite
+from grood.vocab import check_gradient_space, gradient_space
 
 log = logging.getLogger(__name__)
 
 
-class GROOD(Detector):
+class GradientStoreDetector(Detector):
+    """A detector over a gradient store: ``prototype`` / ``wrt`` / ``temperature`` choose which one
+    (:func:`grood.vocab.gradient_space`) the pipeline feeds in."""
+
+    def __init__(self, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0):
+        check_gradient_space(prototype, wrt, temperature)
+        self.prototype, self.wrt, self.temperature = prototype, wrt, float(temperature)
+
+    @property
+    def gradient_space(self) -> str:
+        return gradient_space(self.prototype, self.wrt, self.temperature)
+
+
+class GROOD(GradientStoreDetector):
     requires = ("gradients",)
     fit_requires = ("gradients", "logits", "labels")
 
     def __init__(self, k: int = 1, index: str = "flat", metric: str = "l2", nlist: int = 1024,
                  nprobe: int = 4, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0):
-        # prototype / wrt / temperature choose which gradient store the pipeline feeds in
+        super().__init__(prototype, wrt, temperature)
         self.k, self.index, self.metric = int(k), index, metric
         self.nlist, self.nprobe = int(nlist), int(nprobe)
-        self.prototype, self.wrt, self.temperature = prototype, wrt, float(temperature)
 
     def fit(self, gradients: np.ndarray, logits: np.ndarray, labels: np.ndarray, **_) -> "GROOD":
         check_finite("GROOD training gradients", gradients)
