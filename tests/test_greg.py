@@ -336,9 +336,11 @@ def test_aux_overlap(aux, other, fires):
 
 def test_aux_overlap_same_name_and_card_role():
     assert "itself" in aux_overlap("a", {"source": "mnist"}, "a", {"source": "mnist"})
-    r = roles({"b": {"id": "mnist", "ood": {"letters": "near"}}}, aux={"b": ["glyphs", "scrambled"]})
-    assert r == {"mnist": {"b": "ID"}, "letters": {"b": "near"}, "glyphs": {"b": "aux"},
-                 "scrambled": {"b": "aux"}}
+    aux = "auxiliary outliers (training only)"
+    r = roles({"b": {"id": "mnist", "ood": {"letters": "near"}, "aux": ["glyphs", "scrambled"]},
+               "c": {"id": "mnist", "ood": {"letters": "far"}, "aux": "glyphs"}})
+    assert r == {"mnist": {"b": "ID", "c": "ID"}, "letters": {"b": "near", "c": "far"},
+                 "glyphs": {"b": aux, "c": aux}, "scrambled": {"b": aux}}
 
 
 # ----------------------------------------------------------------------------------- training
@@ -500,3 +502,140 @@ def test_scrambled_mnist_is_beyond_recognition():
     assert acc(m["x_train"][src], m["y_train"][src]) > 0.95
     for k in (0, 1):
         assert acc(x[kind == k], m["y_train"][src[kind == k]]) < 0.2
+
+
+# ----------------------------------------------------------------------------------- the config
+def _greg_config(**bench_edits) -> dict:
+    """config/test.yaml plus a GReg+ benchmark fine-tuning the tiny CE backbone on two aux sets
+    (a tiny scrambled MNIST and the glyphs of one font package), after ``bench_edits``."""
+    import copy
+
+    import yaml
+
+    cfg = copy.deepcopy(yaml.safe_load((REPO / "config" / "test.yaml").read_text()))
+    cfg["datasets"].update({
+        "aux_scrambled": {"source": "scrambled_train", "base": "mnist",
+                          "base_params": {"max_train": 600}, "n": 300},
+        "aux_glyphs": {"source": "font_glyphs", "packages": ["fonts-croscore"], "n": 300},
+    })
+    cfg["benchmarks"]["tiny_greg_plus"] = {
+        "id": "mnist_tiny", "ood": dict(cfg["benchmarks"]["tiny"]["ood"]),
+        "aux": ["aux_scrambled", "aux_glyphs"],
+        "train": {"arch": "lenet5", "epochs": 1, "batch_size": 32, "lr": 0.001,
+                  "method": "greg_plus", "init": "tiny"}}
+    cfg["benchmarks"]["tiny_greg_plus"].update(bench_edits)
+    return cfg
+
+
+def _config_problems(cfg: dict) -> str:
+    """The workflow's two checks (schema with defaults, then grood.config.validate); '' if accepted."""
+    from snakemake.utils import validate as schema_validate
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    import grood.config
+
+    try:
+        schema_validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    except WorkflowError as e:
+        return str(e)
+    return "\n".join(grood.config.validate(cfg))
+
+
+def test_greg_config_is_accepted_and_ce_settings_stay_as_before():
+    import copy
+
+    import yaml
+
+    import grood.config
+    from snakemake.utils import validate as schema_validate
+
+    assert _config_problems(_greg_config()) == ""
+    assert _config_problems(_greg_config(aux="aux_scrambled")) == ""  # one name, not a list
+    for name in ("config.yaml", "greg.yaml", "test.yaml"):
+        assert _config_problems(yaml.safe_load((REPO / "config" / name).read_text())) == "", name
+    # a CE benchmark's train params are what they were before GReg: no keys from the new defaults
+    cfg = _greg_config()
+    raw = copy.deepcopy(cfg["benchmarks"]["tiny"]["train"])
+    schema_validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    filled = cfg["benchmarks"]["tiny"]["train"]
+    assert "m_in" in filled and "method" in filled  # the schema filled the defaults in
+    settings = grood.config.train_settings(filled)
+    assert not set(settings) & {"method", "init", "m_in", "m_aux", "lambda_s", "lambda_grad",
+                                "aux_batch_size", "pool_size", "clusters", "kmeans_n_init",
+                                "with_highest"}
+    assert {k: settings[k] for k in raw} == raw
+    plus = grood.config.train_settings(cfg["benchmarks"]["tiny_greg_plus"]["train"])
+    assert plus["method"] == "greg_plus" and plus["init"] == "tiny" and plus["m_in"] == -25
+    greg = grood.config.train_settings({**plus, "method": "greg"})
+    assert "m_in" in greg and "pool_size" not in greg and "clusters" not in greg
+
+
+@pytest.mark.parametrize("edit,needles", [
+    # the overlap check: the aux set shares a source / generator / characters with a test set
+    (lambda c: c["datasets"].update(aux_scrambled={"source": "scrambled_train", "base": "fashion_mnist"}),
+     ["'aux_scrambled'", "'fashion_tiny'", "same source", "benchmarks.tiny"]),
+    (lambda c: c["datasets"].update(aux_scrambled={"source": "noise", "kind": "gaussian", "n": 50, "seed": 7}),
+     ["'aux_scrambled'", "'gaussian_tiny'", "same generator"]),
+    (lambda c: (c["datasets"].update(letters={"source": "letters_fonts"}),
+                c["benchmarks"]["tiny"]["ood"].update(letters="near"),
+                c["datasets"].update(aux_glyphs={"source": "letters_fonts", "classes": [9]})),
+     ["'aux_glyphs'", "'letters'", "common character"]),
+    (lambda c: c["benchmarks"]["tiny_greg_plus"].update(aux=["fashion_tiny"]),
+     ["benchmarks.tiny_greg_plus.aux", "'fashion_tiny'", "itself"]),
+    # method and aux go together
+    (lambda c: c["benchmarks"]["tiny_greg_plus"].pop("aux"),
+     ["benchmarks.tiny_greg_plus.aux", "greg_plus trains on auxiliary outliers"]),
+    (lambda c: c["benchmarks"]["tiny"].update(aux="aux_glyphs"),
+     ["benchmarks.tiny.aux", "method ce does not use"]),
+    (lambda c: c["benchmarks"]["tiny_greg_plus"].update(aux=["nope"]),
+     ["benchmarks.tiny_greg_plus.aux", "'nope' is not a dataset"]),
+    (lambda c: c["benchmarks"]["tiny_greg_plus"].update(aux="mnist_tiny"),
+     ["benchmarks.tiny_greg_plus.aux", "ID set"]),
+    # the training options and train.init
+    (lambda c: c["benchmarks"]["tiny_greg_plus"]["train"].update(m_in=-5),
+     ["benchmarks.tiny_greg_plus.train.m_in", "below train.m_aux"]),
+    (lambda c: c["benchmarks"]["tiny"]["train"].update(pool_size=64),
+     ["benchmarks.tiny.train.pool_size", "only method greg_plus"]),
+    (lambda c: c["benchmarks"]["tiny_greg_plus"]["train"].update(init="nope"),
+     ["benchmarks.tiny_greg_plus.train.init", "'nope' is not a benchmark"]),
+    (lambda c: c["benchmarks"]["tiny_greg_plus"]["train"].update(arch="cnn_bn_gap"),
+     ["benchmarks.tiny_greg_plus.train.init", "same ID set, arch and width"]),
+    (lambda c: c["benchmarks"]["tiny"]["train"].update(init="tiny_greg_plus"),
+     ["train.init", "cycle"]),
+    (lambda c: c["benchmarks"]["tiny_greg_plus"]["train"].update(method="gregg"),
+     ["method", "gregg"]),
+])
+def test_bad_greg_configs_are_refused_naming_the_key(edit, needles):
+    cfg = _greg_config()
+    edit(cfg)
+    found = _config_problems(cfg)
+    for needle in needles:
+        assert needle in found, (needle, found)
+
+
+@pytest.mark.slow
+def test_tiny_greg_plus_benchmark_runs_through_the_workflow(tmp_path):
+    """The tiny config plus a GReg+ benchmark: prepare the aux sets, fine-tune the CE backbone,
+    score and tabulate; the table has the benchmark, the card lists the aux sets with their role."""
+    import json
+
+    import pandas as pd
+    import yaml
+
+    from conftest import snakemake
+
+    cfg_file = tmp_path / "greg_tiny.yaml"
+    cfg_file.write_text(yaml.safe_dump(_greg_config()))
+    snakemake(tmp_path, configfile=cfg_file, timeout=1200)
+    res = tmp_path / "results"
+    metrics = pd.read_csv(res / "tiny_greg_plus" / "metrics.csv")
+    assert set(metrics["detector"]) == {"grood", "msp", "energy"}
+    assert "energy" in (res / "tiny_greg_plus" / "results.md").read_text()
+    summary = json.loads((res / "tiny_greg_plus" / "seed0" / "train.json").read_text())
+    assert summary["history"][0]["sampler_ms_per_step"] > 0
+    assert summary["init"]["checkpoint"].endswith("tiny/seed0/model.pt")
+    assert len(summary["aux"]) == 2 and summary["test_accuracy"] > 0.5
+    card = pd.read_csv(res / "datacard.csv").set_index("name")
+    assert card.loc["aux_glyphs", "role_tiny_greg_plus"] == "auxiliary outliers (training only)"
+    assert card.loc["aux_scrambled", "role_tiny_greg_plus"] == "auxiliary outliers (training only)"
+    assert pd.isna(card.loc["aux_glyphs", "role_tiny"]) or card.loc["aux_glyphs", "role_tiny"] == ""

@@ -32,7 +32,8 @@ AUX_MATHS = ("+<=>\u00b1\u00d7\u00f7\u221a\u2211\u220f\u221e"  # + < = > ± × �
              "\u2248\u2260\u2264\u2265\u2207\u2208\u2229\u222a\u2282")  # ≈ ≠ ≤ ≥ ∇ ∈ ∩ ∪ ⊂
 AUX_GLYPHS = AUX_LETTERS + AUX_PUNCTUATION + AUX_MATHS
 
-AUX_ROLE = "auxiliary outliers for GReg / GReg+ training (never a test set of the same benchmark)"
+#: the data card's role of these sets (and of any dataset a benchmark names under ``aux:``)
+AUX_ROLE = "auxiliary outliers (training only)"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 rule train:
     input:
         data=lambda wc: dataset_npz(BENCH[wc.bench]["id"]),
+        aux=aux_inputs,
+        init=init_model,
     output:
         model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
         summary=f"{R}/{{bench}}/seed{{seed}}/train.json",
