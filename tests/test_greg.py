@@ -268,6 +268,7 @@ def test_scrambled_train_from_mnist_is_deterministic_and_made_of_training_tiles(
     for img, s in zip(x[kind == 0], src[kind == 0]):  # its 4x4 tiles are its source image's
         assert _tiles(img, 4) == _tiles(mnist["x_train"][s], 4)
     assert not any(np.array_equal(img, mnist["x_train"][s]) for img, s in zip(x, src))
+    assert a["meta"]["licence"].startswith(mnist["meta"]["licence"])  # the base's licence, named
 
 
 def _tiles(img: np.ndarray, p: int) -> list[bytes]:
@@ -624,12 +625,15 @@ def test_tiny_greg_plus_benchmark_runs_through_the_workflow(tmp_path):
 
     from conftest import snakemake
 
+    cfg = _greg_config()
+    cfg["detectors"] = {"msp": {"method": "msp"}, "energy": {"method": "energy"}}  # fewer jobs
     cfg_file = tmp_path / "greg_tiny.yaml"
-    cfg_file.write_text(yaml.safe_dump(_greg_config()))
-    snakemake(tmp_path, configfile=cfg_file, timeout=1200)
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    snakemake(tmp_path, configfile=cfg_file, timeout=1800)
     res = tmp_path / "results"
     metrics = pd.read_csv(res / "tiny_greg_plus" / "metrics.csv")
-    assert set(metrics["detector"]) == {"grood", "msp", "energy"}
+    assert set(metrics["detector"]) == {"msp", "energy"}
+    assert set(metrics["ood"]) == {"fashion_tiny", "gaussian_tiny"}
     assert "energy" in (res / "tiny_greg_plus" / "results.md").read_text()
     summary = json.loads((res / "tiny_greg_plus" / "seed0" / "train.json").read_text())
     assert summary["history"][0]["sampler_ms_per_step"] > 0

@@ -158,6 +158,7 @@ def build_scrambled_train(p: dict, raw_dir: Path) -> dict[str, Any]:
     return {
         "x_test": x, "y_test": np.full(len(x), -1, np.int64),
         "meta": {"upstream": bm.get("upstream", []),
+                 "licence": f"{bm['licence']} (the base source {p['base']!r}'s)",
                  "base": {"source": p["base"], "params": p["base_params"], "licence": bm["licence"],
                           "n_train": int(len(base["x_train"]))},
                  "kind_counts": {k: int((kind == i).sum()) for i, k in enumerate(p["kinds"])},
