@@ -169,3 +169,72 @@ def test_pretrained_command_prints_usage():
     from grood.pretrained import main
 
     assert main([]) == 2
+
+
+def test_train_stage_adopts_a_checkpoint_without_training(tmp_path):
+    """The train stage with ``checkpoint`` writes model.pt (the user's weights, unchanged) and
+    train.json whose ID test accuracy equals torchvision's own transforms + forward on the files,
+    and whose provenance is the checkpoint's sha256 -- no optimiser step taken."""
+    import json
+
+    from PIL import Image
+    from torchvision import transforms as T
+
+    from grood.data.samples import write_photo_folder
+    from grood.stages.io import load_split
+    from grood.stages.prepare_dataset import prepare_dataset_stage
+    from grood.stages.train import train_stage
+    from grood.storage import sha256_file
+    from grood.training import load_checkpoint
+
+    folder = write_photo_folder(tmp_path / "photos", n_per_class=4)
+    data = tmp_path / "photos.npz"
+    prepare_dataset_stage("photos", {"source": "image_folder", "path": str(folder), "store": "files"},
+                          tmp_path / "raw", data)
+    net, ckpt = _checkpoint(tmp_path, arch="resnet18", num_classes=3, seed=3)
+    cfg = {"arch": "resnet18", "checkpoint": str(ckpt), "preprocess": {"resize": 36, "crop": 32}}
+    summary = train_stage(data, tmp_path / "model.pt", tmp_path / "train.json", cfg, seed=0, device="cpu",
+                          workers=2)
+
+    files, labels = load_split(data, "test")
+    reference = T.Compose([T.Resize(36), T.CenterCrop(32), T.ToTensor(),
+                           T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    x = torch.stack([reference(Image.open(files.path(i)).convert("RGB")) for i in range(len(files))])
+    with torch.no_grad():
+        expected = float((net(x).argmax(1).numpy() == labels).mean())
+    written = json.loads((tmp_path / "train.json").read_text())
+    assert written["test_accuracy"] == summary["test_accuracy"] == pytest.approx(expected, abs=0)
+    assert written["n_test"] == len(files) == 12 and written["train_seconds"] == 0.0
+    assert written["model_source"]["kind"] == "checkpoint"
+    assert written["model_source"]["sha256"] == sha256_file(ckpt)
+    model, meta = load_checkpoint(tmp_path / "model.pt")
+    assert meta["arch"] == "torchvision/resnet18" and meta["spec"]["resize"] == 36
+    for k, v in net.state_dict().items():  # the weights as given: nothing was trained
+        assert torch.equal(model.state_dict()[_staged_key(k)], v), k
+
+
+def _staged_key(name: str) -> str:
+    """torchvision ResNet parameter name → the StagedNet's (conv1 → stages.stem.conv1, ...)."""
+    first, _, rest = name.partition(".")
+    if first in ("conv1", "bn1"):
+        return f"stages.stem.{name}"
+    if first.startswith("layer"):
+        return f"stages.{name}"
+    return name
+
+
+def test_train_stage_rejects_a_network_whose_classes_differ_from_the_dataset(tmp_path):
+    from grood.data.samples import write_photo_folder
+    from grood.stages.prepare_dataset import prepare_dataset_stage
+    from grood.stages.train import train_stage
+
+    folder = write_photo_folder(tmp_path / "photos", n_per_class=2)
+    data = tmp_path / "photos.npz"
+    prepare_dataset_stage("photos", {"source": "image_folder", "path": str(folder), "store": "files"},
+                          tmp_path / "raw", data)
+    _, ckpt = _checkpoint(tmp_path, arch="resnet18", num_classes=5)
+    with pytest.raises(ValueError, match=r"has 5 outputs but the ID dataset .* has 3 classes.*Fix"):
+        train_stage(data, tmp_path / "model.pt", tmp_path / "train.json",
+                    {"arch": "resnet18", "checkpoint": str(ckpt), "preprocess": {"resize": 36, "crop": 32}},
+                    seed=0, device="cpu")
+    assert not (tmp_path / "model.pt").exists()
