@@ -8,7 +8,9 @@ None of these can be fetched here (see docs/data.md); users with the files point
 * ``svhn``: ``<path>/{train_32x32.mat,test_32x32.mat}``; label 10 is the digit 0;
 * ``image_folder``: class subfolders (sorted names → labels 0..K-1, images anywhere below them),
   or a flat folder of images (no labels), optionally split into ``train/`` and ``test/`` (or
-  ``val/``) subfolders.
+  ``val/``) subfolders. ``store: npz`` (default) decodes every image into the prepared file;
+  ``store: files`` keeps a list of the files instead, decoded where they are read
+  (:mod:`grood.data.filelist`) -- for folders too large to hold decoded (ImageNet-1k).
 
 We read the files ourselves rather than through torchvision's ``CIFAR10``/``SVHN`` classes: those
 accept only files whose md5 matches the official release (so no small test copies) and unpickle
