@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from grood.data import REGISTRY, aux_overlap, check_spec, same_images
 from grood.detectors import GradientStoreDetector, check_detector, make_detector
+from grood.model_source import train_problems
 from grood.train_config import GREG_OPTIONS, GREG_PLUS_OPTIONS, TrainConfig
 from grood.vocab import PROTOTYPE_KEYS
 
@@ -72,6 +73,13 @@ def _benchmarks(config: dict) -> list[str]:
             problems.append(f"benchmarks.{b}.id: {id_set!r} (source {datasets[id_set]['source']!r}) has no "
                             f"labels, so no network can be trained on it; choose a labelled dataset "
                             f"with a train split as the ID set")
+        train = spec.get("train") or {}
+        problems += train_problems(train, f"benchmarks.{b}.train")
+        if (id_set in datasets and datasets[id_set].get("store") == "files"
+                and not (train.get("pretrained") or train.get("checkpoint"))):
+            problems.append(f"benchmarks.{b}.train: training from scratch holds the ID training images "
+                            f"in memory, but datasets.{id_set} is a file list (store: files). Fix: set "
+                            f"store: npz for it, or adopt a network (train.pretrained / train.checkpoint)")
         for ood in spec["ood"]:
             if ood not in datasets:
                 problems.append(f"benchmarks.{b}.ood.{ood}: not a dataset; add it under datasets:")
@@ -157,12 +165,18 @@ def _training(config: dict) -> list[str]:
         for o in spec["ood"]:
             tested_by.setdefault(o, b)
     for b, spec in benches.items():
-        train = spec.get("train", {})
-        try:
-            TrainConfig.from_dict({**train, "seed": 0})
-        except ValueError as e:
-            problems.append(f"benchmarks.{b}.{e}" if str(e).startswith("train.") else f"benchmarks.{b}.train: {e}")
+        train = spec.get("train") or {}
         method, aux = train.get("method", "ce"), aux_sets(spec)
+        adopted = [k for k in ("pretrained", "checkpoint") if train.get(k)]
+        if adopted and method != "ce":
+            problems.append(f"benchmarks.{b}.train.method: {method} trains, but train.{adopted[0]} adopts a "
+                            f"network without training; remove train.{adopted[0]} (use train.init to "
+                            f"fine-tune another benchmark's backbone), or set train.method: ce")
+        if not adopted:  # an adopted network's section is checked by grood.model_source
+            try:
+                TrainConfig.from_dict({k: v for k, v in train.items() if k != "preprocess"} | {"seed": 0})
+            except ValueError as e:
+                problems.append(f"benchmarks.{b}.{e}" if str(e).startswith("train.") else f"benchmarks.{b}.train: {e}")
         if method != "ce" and not aux:
             problems.append(f"benchmarks.{b}.aux: train.method {method} trains on auxiliary outliers but "
                             f"none are named; add `aux: <dataset>` (e.g. a dataset of source font_glyphs "

@@ -1,6 +1,7 @@
 rule train:
     input:
         data=lambda wc: dataset_npz(BENCH[wc.bench]["id"]),
+        weights=train_weights_input,
         aux=aux_inputs,
         init=init_model,
     output:
