@@ -605,6 +605,8 @@ def test_greg_config_is_accepted_and_ce_settings_stay_as_before():
      ["train.init", "cycle"]),
     (lambda c: c["benchmarks"]["tiny_greg_plus"]["train"].update(method="gregg"),
      ["method", "gregg"]),
+    (lambda c: c["benchmarks"]["tiny_greg_plus"]["train"].update(checkpoint="/models/lenet.pt"),
+     ["benchmarks.tiny_greg_plus.train.method", "adopts a network without training"]),
 ])
 def test_bad_greg_configs_are_refused_naming_the_key(edit, needles):
     cfg = _greg_config()
