@@ -154,6 +154,7 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
 
     if len(inputs) == 0:
         raise DataError("no readable image among the inputs" + _skipped_note(inputs))
+    clock = _Clock()
     det = open_detector(run.detector_file(detector), allow_pickle)
     threshold = threshold_at_tpr(run.id_test_scores(detector), level)
     dev = select_device(device)
@@ -161,6 +162,7 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
     spec, classes = InputSpec.from_dict(meta["spec"]), list(meta["classes"])
     batch_size = batch_size or run.feature_batch_size()
     net = model.to(memory_format=torch.channels_last)  # as the features stage
+    clock.lap("run loaded (detector, checkpoint, ID test scores)")
     n = len(inputs)
     feats, logits = None, None
     for images, rows in inputs.groups:
@@ -170,8 +172,10 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
             logits = np.empty((n, out["logits"].shape[1]), out["logits"].dtype)
         feats[rows], logits[rows] = out["features"], out["logits"]
     arrays = {"features": feats, "logits": logits}
+    clock.lap(f"network on {n} image(s)")
     if set(det.requires) & set(GRADIENT_ARRAYS):
         arrays.update(_gradients(run, det.get_params(), feats, logits))
+        clock.lap("GROOD gradients")
     if det.needs_network:
         model, _ = load_checkpoint(run.model, dev)  # the score stage's model (not channels-last)
         scores = np.empty(n)
@@ -183,9 +187,25 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
         with search_threads(SCORE_THREADS):  # faiss distances depend on the thread count: as the score jobs
             scores = det.score(**{k: arrays[k] for k in det.requires})
     scores = check_finite(f"{detector} scores", np.asarray(scores, dtype=np.float64))
+    clock.lap(f"{detector} scores")
     return pd.DataFrame({"input": inputs.names, "score": scores,
                          "decision": np.where(scores >= threshold, "in", "out"),
                          "predicted_class": np.asarray(classes)[logits.argmax(1)], "threshold": threshold})
+
+
+class _Clock:
+    """Logs the seconds each step took (``grood -v``)."""
+
+    def __init__(self):
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+
+    def lap(self, what: str) -> None:
+        now = self._now()
+        log.info("%s: %.2f s", what, now - self._last)
+        self._last = now
 
 
 def _gradients(run: SeedRun, params: dict, feats: np.ndarray, logits: np.ndarray) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 EPILOG_SCORE = """\
@@ -138,7 +139,9 @@ def _score(args) -> int:
     run.detector_file(args.detector)  # an unknown detector fails before the images are read
     set_threads(args.threads)
     size = _model_size(run)
+    t0 = time.perf_counter()
     inputs = read_inputs(args.inputs, size)
+    logging.getLogger("grood.apply").info("read %d image(s): %.2f s", len(inputs), time.perf_counter() - t0)
     for name, why in inputs.skipped:
         print(f"grood score: skipped {name}: {why}", file=sys.stderr)
     table = score_inputs(run, args.detector, inputs, args.batch_size, args.device, args.tpr, args.allow_pickle)
@@ -171,8 +174,6 @@ def _info(args) -> int:
 
 
 def _figures(args) -> int:
-    import time
-
     from grood.figures.render import render_all
 
     t0 = time.perf_counter()

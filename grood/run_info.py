@@ -38,7 +38,7 @@ def describe(run: SeedRun, level: float = 0.95) -> str:
     long = _seed_metrics(run)
     groups = dict(zip(long["ood"], long["group"])) if long is not None else {}
     lines.append("datasets     (part: rows, file)")
-    for store in sorted((run.root / "features").glob("*.zarr"), key=lambda p: (p.stem not in ("train", "test"), p.stem)):
+    for store in sorted((run.root / "features").glob("*.zarr"), key=lambda p: ({"train": 0, "test": 1}.get(p.stem, 2), p.stem)):
         g = zarr.open_group(str(store), mode="r")
         attrs = dict(g.attrs)
         role = "ID" if store.stem in ("train", "test") else f"OOD, {groups.get(store.stem, '?')}"

@@ -148,8 +148,8 @@ def _roc(ax, id_scores, ood_scores, groups, level):
                 markevery=[int(m) for m in marks if m < len(xs)], markersize=5,
                 label=f"{name} ({groups.get(name, '?')}): {100 * auroc(id_scores, ood):.2f}")
     ax.axhline(level, color="black", ls=":", lw=0.9)
-    ax.text(0.01, level - 0.005, f"{round(100 * level)}% TPR", ha="left", va="top", fontsize=7,
-            transform=ax.get_yaxis_transform())
+    ticks = [t for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if abs(t - level) > 0.07] + [level]
+    ax.set_yticks(sorted(ticks))  # the operating point gets its own tick, no text over the curves
     ax.set_xscale("log")
     ax.set_xlim(floor / 2, 1.0)
     ax.set_ylim(0, 1.01)

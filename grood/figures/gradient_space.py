@@ -46,6 +46,45 @@ def log_radial(g: np.ndarray, r0: float) -> np.ndarray:
     return np.where(r > 0, g / np.maximum(r, 1e-300) * length, 0.0)
 
 
+def _label_prototypes(ax, xy: np.ndarray, names: list, min_gap_pt: float = 13.0) -> None:
+    """Class prototypes as labelled discs; where any two would overlap (closer than ``min_gap_pt``),
+    every prototype becomes a dot whose label sits on a leader line, fanned out on a circle in
+    angular order (so no label covers another)."""
+    ax.get_xlim(), ax.get_ylim()  # autoscale now, so data → points is final
+    pts = ax.transData.transform(xy) * 72.0 / ax.figure.dpi
+    n = len(xy)
+    near = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1)) < min_gap_pt
+    group = list(range(n))  # connected components of the "too close" graph
+    for i in range(n):
+        for j in range(n):
+            if near[i, j] and group[j] != group[i]:
+                old, new = group[j], group[i]
+                group = [new if g == old else g for g in group]
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(group):
+        members.setdefault(g, []).append(i)
+    if any(len(m) > 1 for m in members.values()):  # fan out all of them: no label lands on a disc
+        members = {0: list(range(n))}
+    disc = dict(boxstyle="circle,pad=0.25", fc="white", ec="black", lw=1.0)
+    for idx in members.values():
+        if len(idx) == 1:
+            i = idx[0]
+            ax.annotate(str(names[i]), xy[i], ha="center", va="center", fontsize=7, fontweight="bold",
+                        bbox=disc, zorder=7)
+            continue
+        centre = pts[idx].mean(0)
+        own = {i: np.arctan2(*(pts[i] - centre)[::-1]) for i in idx}
+        idx = sorted(idx, key=own.get)  # labels keep the points' angular order: few crossing lines
+        radius = 14.0 + 4.5 * len(idx)  # points: room for every label on the circle
+        for k, i in enumerate(idx):
+            angle = own[idx[0]] + 2 * np.pi * k / len(idx)
+            ax.scatter([xy[i, 0]], [xy[i, 1]], s=14, color="black", zorder=7)
+            offset = centre - pts[i] + radius * np.array([np.cos(angle), np.sin(angle)])
+            ax.annotate(str(names[i]), xy[i], xytext=tuple(offset),
+                        textcoords="offset points", ha="center", va="center", fontsize=7, fontweight="bold",
+                        bbox=disc, zorder=7, arrowprops=dict(arrowstyle="-", lw=0.7, color="black"))
+
+
 def gradient_space_figure(sets: dict[str, dict[str, np.ndarray]], P: np.ndarray, p_ood: np.ndarray,
                           stem: str | Path, wrt: str = "ood", temperature: float = 1.0, title: str = "",
                           class_names: list | None = None):
@@ -77,11 +116,8 @@ def gradient_space_figure(sets: dict[str, dict[str, np.ndarray]], P: np.ndarray,
                 ax.scatter(xy[:, 0], xy[:, 1], lw=0, rasterized=True, zorder=2, **st)
             pxy = pca.transform(embed[key](protos[key]))
             ax.scatter(pxy[-1:, 0], pxy[-1:, 1], s=240, marker="*", color=OKABE_ITO["vermillion"],
-                       edgecolor="black", lw=0.8, zorder=4)  # under the class prototypes: they stay legible
-            ax.scatter(pxy[:-1, 0], pxy[:-1, 1], s=130, facecolor="white", edgecolor="black", lw=1.1, zorder=5,
-                       alpha=0.9)
-            for (x, y), c in zip(pxy[:-1], class_names):
-                ax.text(x, y, str(c), ha="center", va="center", fontsize=7, fontweight="bold", zorder=6)
+                       edgecolor="black", lw=0.8, zorder=6)
+            _label_prototypes(ax, pxy[:-1], class_names)
             var = 100 * pca.explained_variance_ratio_
             ax.set_xlabel(f"PC1 ({var[0]:.0f}% of ID-train variance)")
             ax.set_ylabel(f"PC2 ({var[1]:.0f}%)")
@@ -90,12 +126,12 @@ def gradient_space_figure(sets: dict[str, dict[str, np.ndarray]], P: np.ndarray,
         n = {name: len(sets[name]["features"]) for name in names}
         handles = [plt.Line2D([], [], ls="", marker=st["marker"], color=st["color"], markersize=6)
                    for st in styles]
-        handles += [plt.Line2D([], [], ls="", marker="o", markersize=10, markerfacecolor="white",
+        handles += [plt.Line2D([], [], ls="", marker="o", markersize=9, markerfacecolor="white",
                                markeredgecolor="black"),
                     plt.Line2D([], [], ls="", marker="*", markersize=13, color=OKABE_ITO["vermillion"],
                                markeredgecolor="black")]
         fig.legend(handles, [f"{lab} (n={n[name]})" for lab, name in zip(labels, names)]
-                   + ["class prototypes P_c (left), g(P_c) (right), labelled by class",
+                   + ["class prototypes P_c (left), g(P_c) (right), labelled by class (leader lines where crowded)",
                       "OOD prototype p_ood (left), g(p_ood) = 0 (right)"],
                    loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.0))
         fig.suptitle((f"{title}: " if title else "") + "PCA projections, each fitted on the ID-train sample",

@@ -44,11 +44,11 @@ def render_all(bench_dir, out_dir, data_dir=None, seed: int | None = None, ood: 
     written: dict[str, list[Path]] = {}
 
     def timed(key, draw):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             written[key] = draw()
         finally:
-            log.info("figure %s: %.1f s", key, time.perf_counter() - t0)
+            log.info("figure %s: %.1f s (%.1f s CPU)", key, time.perf_counter() - t0, time.process_time() - c0)
 
     timed("summary_auroc_heatmap", lambda: auroc_heatmap(long, out / "summary_auroc_heatmap", name, order))
     timed("summary_near_far", lambda: near_far_chart(long, out / "summary_near_far", name, order))

@@ -83,14 +83,15 @@ def auroc_heatmap(long: pd.DataFrame, stem: str | Path, title: str = "", order: 
         for j, c in enumerate(table.columns):
             if c.endswith(" mean"):
                 g = c.split()[0]
-                ax.text((start + j) / 2, -0.75, f"{g}-OOD", ha="center", va="bottom", fontsize=9,
-                        fontweight="bold", transform=ax.transData)
+                ax.annotate(f"{g}-OOD", xy=((start + j) / 2, 1.0), xycoords=("data", "axes fraction"),
+                            xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=9,
+                            fontweight="bold")
                 start = j + 1
         cbar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
         cbar.set_ticks(auroc_to_nines(AUROC_TICKS), labels=[f"{t:g}" for t in AUROC_TICKS])
         cbar.set_label("AUROC (scale: −log10(1 − AUROC))")
         cbar.outline.set_visible(False)
-        ax.set_title((title + "\n" if title else "") + f"AUROC (%), mean over {n_seeds} seed(s)", pad=18)
+        ax.set_title((title + "\n" if title else "") + f"AUROC (%), mean over {n_seeds} seed(s)", pad=20)
         return save_figure(fig, stem)
 
 
