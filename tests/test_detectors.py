@@ -110,6 +110,8 @@ def test_unknown_parameters_are_named(method):
     ("gradnorm", {"temperature": 0}, "temperature"), ("odin", {"epsilon": -0.1}, "epsilon"),
     ("odin", {"temperature": 0}, "temperature"), ("grood_gnorm", {"wrt": "weights"}, "wrt"),
     ("grood_proto_dist", {"prototype": "moon"}, "prototype"),
+    ("grood", {"k": 0}, "grood k"), ("grood", {"index": "hnsw"}, "grood index"),
+    ("grood", {"metric": "ip"}, "grood metric"),
 ])
 def test_bad_values_are_named(method, params, match):
     with pytest.raises(ValueError, match=match):
