@@ -10,7 +10,6 @@ so scoring the ID test set here gives the stored scores.
 from __future__ import annotations
 
 import logging
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +18,10 @@ import pandas as pd
 
 from grood.data.errors import DataError
 from grood.run import RunError, SeedRun, gradient_space
+from grood.vocab import GRADIENT_STORE_ARRAYS
 
 log = logging.getLogger("grood.apply")
 
-GRADIENT_ARRAYS = ("gradients", "proto_dist", "pi_ood")  # what the gradients stage stores
 SCORE_THREADS = 1  # the score rule's threads: faiss searches with one thread there
 
 
@@ -122,32 +121,28 @@ def _npz_images(path: Path, size: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- detector
 
-def open_detector(path: Path, allow_pickle: bool = False):
-    """A run's fitted detector: the pickle-free store, or (only with ``allow_pickle``) a legacy pickle."""
+def open_detector(path: Path):
+    """A run's fitted detector from the pickle-free store; a legacy pickle is refused, never opened."""
     from grood.detectors.store import load_detector
 
-    if path.suffix != ".pkl":
-        return load_detector(path)
-    if not allow_pickle:
-        raise RunError(f"{path} is a pickle (grood's detector format before the pickle-free store): opening it "
-                       f"runs whatever code it holds. Fix: re-fit the detectors with this grood (snakemake "
-                       f"re-runs fit_detector), or, only for a run you made yourself, pass --allow-pickle")
-    log.warning("loading the pickled detector %s (--allow-pickle)", path)
-    with open(path, "rb") as f:
-        return pickle.load(f)["detector"]  # noqa: S301 — the user vouched for this file
+    if path.suffix == ".pkl":
+        raise RunError(f"{path} is a pickle (grood's detector format before the pickle-free store): opening "
+                       f"it could run whatever code it holds, so grood never does. Fix: re-fit the run's "
+                       f"detectors with this grood (snakemake re-runs fit_detector, seconds per detector)")
+    return load_detector(path)
 
 
 # ---------------------------------------------------------------------------------- scoring
 
 def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | None = None,
-                 device: str = "auto", level: float = 0.95, allow_pickle: bool = False) -> pd.DataFrame:
+                 device: str = "auto", level: float = 0.95) -> pd.DataFrame:
     """One row per image: ``input``, ``score``, ``decision`` (``in`` when ``score ≥ threshold``),
     ``predicted_class`` (original label) and ``threshold`` (keeps ``level`` of the run's ID test set)."""
     import torch
 
     from grood.detectors.base import check_finite
     from grood.device import select_device
-    from grood.features import forward_batches
+    from grood.forward import forward_batches
     from grood.metrics import threshold_at_tpr
     from grood.preprocess import InputSpec
     from grood.training import load_checkpoint
@@ -155,7 +150,7 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
     if len(inputs) == 0:
         raise DataError("no readable image among the inputs" + _skipped_note(inputs))
     clock = _Clock()
-    det = open_detector(run.detector_file(detector), allow_pickle)
+    det = open_detector(run.detector_file(detector))
     threshold = threshold_at_tpr(run.id_test_scores(detector), level)
     dev = select_device(device)
     model, meta = load_checkpoint(run.model, dev)
@@ -173,7 +168,7 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
         feats[rows], logits[rows] = out["features"], out["logits"]
     arrays = {"features": feats, "logits": logits}
     clock.lap(f"network on {n} image(s)")
-    if set(det.requires) & set(GRADIENT_ARRAYS):
+    if set(det.requires) & set(GRADIENT_STORE_ARRAYS):
         arrays.update(_gradients(run, det.get_params(), feats, logits))
         clock.lap("GROOD gradients")
     if det.needs_network:
@@ -219,7 +214,7 @@ def _gradients(run: SeedRun, params: dict, feats: np.ndarray, logits: np.ndarray
     if "P" not in protos or "p_ood" not in protos:
         raise RunError(f"{run.prototypes(params['prototype'])} holds no prototypes P / p_ood")
     block = run.chunk_rows(run.gradients(space, "test"), "gradients", default=8192)
-    parts: dict[str, list] = {k: [] for k in GRADIENT_ARRAYS}
+    parts: dict[str, list] = {k: [] for k in GRADIENT_STORE_ARRAYS}
     for start in range(0, len(feats), block):
         h, z = feats[start : start + block], logits[start : start + block]
         parts["gradients"].append(grood_gradients(h, z, protos["P"], protos["p_ood"], params["wrt"],

@@ -34,6 +34,12 @@ output (CSV, one row per image, in input order):
 GROOD-family detectors compute the new images' gradients exactly as the pipeline (the run's
 prototypes file, the detector's wrt and temperature); ODIN runs the network on each image.
 
+safe to open: nothing of the run is unpickled. Detectors are read from their pickle-free files
+(detectors/NAME.npz: numeric arrays, a JSON header, faiss indexes in faiss's own format), which
+are checked entry by entry; a crafted or tampered file is refused with the reason, never run. The
+checkpoint loads with torch's weights_only. A detector stored as a pickle (runs made before the
+pickle-free store) is refused: re-run the workflow, which re-fits it.
+
 examples:
   grood score --run results/mnist/seed0 --detector grood my_digits/ --out scores.csv
   grood score --run results/mnist/seed0 --detector energy new.npz a.png b.png
@@ -70,9 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "images score exactly as in the run)")
     score.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N (default: auto)")
     score.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's)")
-    score.add_argument("--allow-pickle", action="store_true",
-                       help="also open a detector stored as a pickle (runs made before grood's pickle-free "
-                            "store); a pickle can run code when opened: use only for runs you made yourself")
     score.set_defaults(func=_score)
 
     info = sub.add_parser("info", help="print what a finished run holds",
@@ -144,7 +147,7 @@ def _score(args) -> int:
     logging.getLogger("grood.apply").info("read %d image(s): %.2f s", len(inputs), time.perf_counter() - t0)
     for name, why in inputs.skipped:
         print(f"grood score: skipped {name}: {why}", file=sys.stderr)
-    table = score_inputs(run, args.detector, inputs, args.batch_size, args.device, args.tpr, args.allow_pickle)
+    table = score_inputs(run, args.detector, inputs, args.batch_size, args.device, args.tpr)
     if args.out:
         with atomic_path(args.out) as tmp:
             table.to_csv(tmp, index=False)

@@ -7,7 +7,7 @@ The workflow writes (workflow/rules/*.smk)::
         features/<part>.zarr          parts: train, test (the ID set) and each OOD set
         prototypes/<source>.npz       P, Q (mix-up) and p_ood
         gradients/<space>/<part>.zarr space: <prototype source>_<wrt>_T<temperature>
-        detectors/<detector>.npz      pickle-free (grood.detectors.store); .pkl before it
+        detectors/<detector>.npz      pickle-free (grood.detectors.store); .pkl in old runs
         scores/<detector>/<part>.npy
 
 Only paths and small readers live here; nothing is written.
@@ -24,7 +24,7 @@ import numpy as np
 
 from grood import vocab
 
-DETECTOR_SUFFIXES = (".npz", ".pkl")  # the pickle-free store first; legacy pickles only on request
+DETECTOR_SUFFIXES = (".npz", ".pkl")  # the pickle-free store; legacy pickles are listed, never opened
 
 
 def gradient_space(params: dict) -> str:

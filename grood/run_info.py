@@ -87,7 +87,7 @@ def _detector_header(path) -> tuple[str, str, str]:
     from grood.detectors.store import DetectorFileError, read_header
 
     if path.suffix == ".pkl":
-        return "?", "", "legacy pickle, not opened (grood score needs --allow-pickle)"
+        return "?", "", "legacy pickle, not opened (re-fit: snakemake re-runs fit_detector)"
     try:
         meta = read_header(path)
     except DetectorFileError as e:

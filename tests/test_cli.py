@@ -26,7 +26,7 @@ BATCH = 16
 
 
 def _forward(model, images, spec):
-    from grood.features import forward_batches
+    from grood.forward import forward_batches
 
     net = model.to(memory_format=torch.channels_last)
     return forward_batches(net, images, spec, torch.device("cpu"), BATCH)
@@ -151,20 +151,46 @@ def test_bad_run_directories_are_named(capsys, fake_run, tmp_path):
     assert "pass one, e.g." in capsys.readouterr().err  # a benchmark directory: the seeds are listed
 
 
-def test_legacy_pickle_needs_allow_pickle(capsys, fake_run, tmp_path):
+class _Trap:
+    """Unpickling this creates ``marker``: proof that the command ran code from the file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickled_detector_is_refused_not_run(capsys, fake_run, tmp_path):
+    """A detector stored as a pickle (grood's format before the store, or a crafted file) is listed
+    by `info` and refused by `score` with the fix; its code never runs."""
     import shutil
 
     run = tmp_path / "bench" / "seed0"
     shutil.copytree(fake_run["run"], run)
     (run / "detectors" / "msp.npz").unlink()
-    with open(run / "detectors" / "msp.pkl", "wb") as f:
-        pickle.dump({"detector": make_detector("msp"), "method": "msp"}, f)
+    marker = tmp_path / "pwned"
+    (run / "detectors" / "msp.pkl").write_bytes(pickle.dumps({"detector": _Trap(marker), "method": "msp"}))
     assert main(["score", "--run", str(run), "--detector", "msp", str(fake_run["npz"])]) == 1
     err = capsys.readouterr().err
-    assert "is a pickle" in err and "--allow-pickle" in err
-    assert main(["score", "--run", str(run), "--detector", "msp", "--allow-pickle", str(fake_run["npz"])]) == 0
-    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    np.testing.assert_array_equal(table["score"], np.load(run / "scores" / "msp" / "test.npy"))
+    assert "msp.pkl is a pickle" in err and "re-fit" in err
+    assert main(["info", "--run", str(run)]) == 0
+    assert "legacy pickle, not opened" in capsys.readouterr().out
+    assert not marker.exists()
+
+
+def test_a_crafted_detector_file_is_refused_not_run(capsys, fake_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "bench" / "seed0"
+    shutil.copytree(fake_run["run"], run)
+    marker = tmp_path / "pwned"
+    (run / "detectors" / "grood.npz").write_bytes(pickle.dumps(_Trap(marker)))
+    assert main(["score", "--run", str(run), "--detector", "grood", str(fake_run["npz"])]) == 1
+    assert "grood.npz: refused: not an .npz archive" in capsys.readouterr().err
+    assert main(["info", "--run", str(run)]) == 0
+    assert "REFUSED" in capsys.readouterr().out
+    assert not marker.exists()
 
 
 def test_info_lists_what_the_run_holds(capsys, fake_run):
@@ -181,7 +207,7 @@ def test_info_lists_what_the_run_holds(capsys, fake_run):
 @pytest.mark.parametrize("argv, words", [
     ([], ["score", "info", "figures", "--verbose"]),
     (["score"], ["INPUT", "--run", "--detector", "--out", "--tpr", "--batch-size", "--device", "--threads",
-                 "--allow-pickle", "predicted_class", "decision", "threshold", ".npz", "folder", "skipped"]),
+                 "safe to open", "predicted_class", "decision", "threshold", ".npz", "folder", "skipped"]),
     (["info"], ["--run", "--tpr", "thresholds", "provenance"]),
     (["figures"], ["BENCH_DIR", "--out", "--seed", "--ood", "--detector", "--data-dir"]),
 ])
@@ -206,12 +232,10 @@ def test_missing_arguments_are_usage_errors(capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("detector", ["grood", "msp", "energy"])
 def test_score_of_the_id_test_set_equals_the_pipeline(capsys, tiny_run, tmp_path, detector):
-    """`grood score` on the ID test set of a finished run: exactly the scores its score jobs stored.
-    (`--allow-pickle`: the workflow pickles detectors until fit_detector writes the pickle-free store;
-    with the store in place the flag is not used.)"""
+    """`grood score` on the ID test set of a finished run: exactly the scores its score jobs stored."""
     run = tiny_run / "results" / "tiny" / "seed0"
     out = tmp_path / "s.csv"
-    rc = main(["score", "--run", str(run), "--detector", detector, "--allow-pickle", "--out", str(out),
+    rc = main(["score", "--run", str(run), "--detector", detector, "--out", str(out),
                str(tiny_run / "resources" / "data" / "mnist_tiny.npz")])
     assert rc == 0, capsys.readouterr().err
     np.testing.assert_array_equal(pd.read_csv(out)["score"].to_numpy(), np.load(run / "scores" / detector / "test.npy"))

@@ -20,9 +20,13 @@ def test_tiny_run_produces_results(tiny_run):
     assert set(metrics["group"]) == {"near", "far"}
     for m in METRICS:
         assert metrics[m].between(0, 1).all(), m
-    for name in ("summary.csv", "results.md", "results.tex", "figures/score_histograms.png",
-                 "figures/roc_curves.png"):
+    figures = ["summary_auroc_heatmap", "summary_near_far", "training_curves", "detector_grood", "detector_msp",
+               "detector_energy", "method_gradient_space", "method_mixup"]
+    for name in ("summary.csv", "results.md", "results.tex", *(f"figures/{f}.{ext}" for f in figures
+                                                              for ext in ("png", "pdf"))):
         assert (res / name).stat().st_size > 0, name
+    assert sorted(p.name for p in (res / "figures").iterdir()) == sorted(f"{f}.{e}" for f in figures
+                                                                        for e in ("png", "pdf"))
     md = (res / "results.md").read_text()
     assert "fpr95_id" in md and "near" in md and "grood" in md
 

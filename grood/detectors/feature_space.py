@@ -11,7 +11,6 @@ import numpy as np
 
 from grood import index as faiss_index
 from grood.detectors.base import Detector, check_finite
-from grood.detectors.grood import GROOD
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,3 @@ class KNN(Detector):
     def score(self, features: np.ndarray, **_) -> np.ndarray:
         d = faiss_index.kth_distance(self.index_, check_finite("kNN features", features), self.k, "cosine")
         return -d.astype(np.float64)
-
-    # faiss indexes pickle through faiss' own serialisation, exactly as GROOD's (needed while the
-    # fit_detector stage pickles; grood.detectors.store saves the same state without pickle)
-    __getstate__ = GROOD.__getstate__
-    __setstate__ = GROOD.__setstate__

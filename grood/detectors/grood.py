@@ -64,15 +64,3 @@ class GROOD(GradientStoreDetector):
         d = faiss_index.kth_distance(self.index_, check_finite("GROOD gradients", gradients), self.k,
                                      self.metric)
         return -d.astype(np.float64)
-
-    # pickling (the fit_detector stage before grood.detectors.store) goes through faiss' serialisation
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if "index_" in state:
-            state["index_"] = faiss_index.serialize(state["index_"])
-        return state
-
-    def __setstate__(self, state):
-        if "index_" in state:
-            state["index_"] = faiss_index.deserialize(state["index_"])
-        self.__dict__.update(state)

@@ -10,7 +10,7 @@ SCORE_SHARD = f"{R}/{{bench}}/seed{{seed}}/shards/scores/{{detector}}/{{part}}/{
 
 rule score:
     input:
-        detector=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.pkl",
+        detector=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.npz",
         stores=score_stores,
         model=network_model,
         data=network_data,
