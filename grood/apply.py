@@ -4,7 +4,9 @@ Everything comes from the run directory (:mod:`grood.run`): checkpoint (input sp
 prototypes, fitted detector and the stored ID test scores that set the threshold.  Each step
 repeats the pipeline's own computation — the same forward pass (fp32, channels-last, the run's
 feature batch size), the same closed-form gradients in the same row blocks, the same detector —
-so scoring the ID test set here gives the stored scores.
+so scoring the ID test set here gives the stored scores.  When a stage changes (features, gradients,
+score, the run layout in :mod:`grood.run`), this module must follow: the slow test
+``tests/test_cli.py::test_score_of_the_id_test_set_equals_the_pipeline`` catches drift.
 """
 
 from __future__ import annotations

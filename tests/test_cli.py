@@ -220,6 +220,24 @@ def test_help_is_complete(capsys, argv, words):
         assert w in out, (argv, w)
 
 
+def test_readme_commands_parse():
+    """The README's `grood` commands use options the command has (tests/test_readme.py runs its
+    snakemake commands; these need a finished run, so they are parsed, not run)."""
+    import re
+    import shlex
+
+    from conftest import REPO
+    from grood.cli import build_parser
+
+    readme = (REPO / "README.md").read_text()
+    commands = [shlex.split(line, comments=True) for block in re.findall(r"^```bash\n(.*?)^```", readme, re.M | re.S)
+                for line in block.splitlines() if line.startswith("grood ")]
+    assert {c[1] for c in commands} == {"score", "info", "figures"}, commands
+    for words in commands:
+        args = build_parser().parse_args(words[1:])
+        assert callable(args.func), words
+
+
 def test_missing_arguments_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as info:
         main(["score", "--run", "x"])

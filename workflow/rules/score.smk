@@ -22,7 +22,8 @@ rule score:
         shard=shard_param(SCORE_SHARDS),
         align=config["features"]["batch_size"] if SCORE_SHARDS > 1 else None,
         code=stage_code("score"),
-    threads: 1  # start-up bound: two jobs share the cores
+    threads: 1  # start-up bound: two jobs share the cores; and faiss distances differ in the last bit
+    # across thread counts, so `grood score` (one faiss thread) reproduces these scores exactly
     resources:
         gpu=lambda wc: job_gpus() * int(needs_network(wc.detector)),
     log:
