@@ -50,8 +50,8 @@ def test_report_bundles_every_figure_with_its_caption_summary_first(tiny_run, tm
     assert shown[:2] == ["summary_auroc_heatmap.png", "summary_near_far.png"]
     figures = sorted(p.name for p in (tiny_run / "results" / "tiny" / "figures").glob("*.png"))
     assert sorted(shown) == sorted([*figures, "datacard.png"])
-    for path, item in results.items():
-        assert len(item["caption"]) > 200, path  # the caption from workflow/report/, not an empty one
+    for path, item in results.items():  # each figure's caption from workflow/report/, not an empty one
+        assert "What to look for" in item["caption"] or path.endswith("datacard.png"), path
 
 
 def test_detectors_are_stored_without_pickle(tiny_run):
