@@ -21,6 +21,9 @@ include: "workflow/rules/gradients.smk"
 include: "workflow/rules/fit_detector.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures_summary.smk"
+include: "workflow/rules/figures_detector.smk"
+include: "workflow/rules/figures_method.smk"
 
 
 rule all:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -77,9 +78,40 @@ def kth_distance(index, queries: np.ndarray, k: int, metric: str = "l2", use_gpu
     return out
 
 
+#: faiss's type tags (the first 4 bytes of a serialised index) of the indexes build_index makes
+INDEX_TAGS = {b"IxF2": "IndexFlatL2", b"IwFl": "IndexIVFFlat"}
+
+
+@contextlib.contextmanager
+def search_threads(n: int):
+    """Run faiss with ``n`` OpenMP threads inside the block. A flat L2 search sums in an order that
+    depends on the thread count, so distances differ in their last float32 bit across counts; the
+    pipeline's score jobs run one thread (``threads: 1``), and reproducing them needs the same."""
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def serialize(index) -> np.ndarray:
+    """The index in faiss's own format, as a uint8 array (storable in an ``.npz``)."""
     return _faiss().serialize_index(index)
 
 
 def deserialize(blob: np.ndarray):
-    return _faiss().deserialize_index(np.asarray(blob, dtype=np.uint8))
+    """An index from :func:`serialize`'s bytes; only the index types :func:`build_index` makes are
+    read, so a file naming another faiss type is refused before faiss parses it."""
+    blob = np.asarray(blob)
+    if blob.dtype != np.uint8 or blob.ndim != 1:
+        raise ValueError(f"a serialised faiss index is a 1-D uint8 array, got {blob.dtype} {blob.shape}")
+    tag = blob[:4].tobytes()
+    if tag not in INDEX_TAGS:
+        raise ValueError(f"serialised faiss index of type tag {tag!r}: not one grood builds "
+                         f"({sorted(INDEX_TAGS.values())})")
+    try:
+        return _faiss().deserialize_index(blob)
+    except RuntimeError as e:  # truncated or corrupt bytes
+        raise ValueError(f"the serialised faiss index cannot be read: {str(e).splitlines()[-1]}") from None

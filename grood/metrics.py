@@ -58,6 +58,18 @@ def fpr_at_tpr(pos: np.ndarray, neg: np.ndarray, level: float = 0.95) -> float:
     return float(fpr[np.argmax(tpr >= level - 1e-12)])
 
 
+def threshold_at_tpr(id_scores, level: float = 0.95) -> float:
+    """The highest threshold ``t`` that keeps at least ``level`` of the ID scores (``score ≥ t`` = ID):
+    the operating point ``fpr95_id`` is read at, usable on new inputs."""
+    a = np.sort(np.asarray(id_scores, dtype=np.float64).ravel())[::-1]
+    if len(a) == 0 or not np.isfinite(a).all():
+        raise ValueError("a threshold needs at least one ID score, all finite")
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"the share of ID kept must lie in (0, 1], got {level}")
+    k = max(1, int(np.ceil(len(a) * (level - 1e-12))))
+    return float(a[k - 1])
+
+
 def ood_metrics(id_scores, ood_scores) -> dict[str, float]:
     a, b = _check(id_scores, ood_scores)
     return {

@@ -9,7 +9,10 @@ from grood.stages.datacard import datacard_stage
 from grood.stages.evaluate import evaluate_stage
 from grood.stages.features import features_stage
 from grood.stages.features_gather import features_gather_stage
-from grood.stages.fit_detector import fit_detector_stage, load_detector
+from grood.stages.figures_detector import figures_detector_stage
+from grood.stages.figures_method import figures_method_stage
+from grood.stages.figures_summary import figures_summary_stage
+from grood.stages.fit_detector import fit_detector_stage
 from grood.stages.gradients import gradients_stage
 from grood.stages.io import load_arrays, load_split, stored_rows
 from grood.stages.prepare_dataset import prepare_dataset_stage
@@ -19,7 +22,8 @@ from grood.stages.score_gather import score_gather_stage
 from grood.stages.train import train_stage
 
 __all__ = [
-    "datacard_stage", "evaluate_stage", "features_gather_stage", "features_stage", "fit_detector_stage",
-    "gradients_stage", "load_arrays", "load_detector", "load_split", "prepare_dataset_stage",
+    "datacard_stage", "evaluate_stage", "features_gather_stage", "features_stage", "figures_detector_stage",
+    "figures_method_stage", "figures_summary_stage", "fit_detector_stage",
+    "gradients_stage", "load_arrays", "load_split", "prepare_dataset_stage",
     "prototypes_stage", "score_gather_stage", "score_stage", "setup_logging", "stored_rows", "train_stage",
 ]

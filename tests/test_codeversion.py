@@ -123,10 +123,17 @@ def test_known_defects_stay_fixed():
     assert {"grood/forward.py", "grood/device.py"} <= files["prototypes"]
     assert {"grood/device.py", "grood/progress.py"} <= files["train"]
     assert "grood/prototypes.py" in files["fit_detector"]  # Mahalanobis' class means
-    assert {"grood/detectors/base.py", "grood/shards.py", "grood/stages/fit_detector.py"} <= files["score"]
+    assert {"grood/detectors/base.py", "grood/shards.py", "grood/detectors/store.py"} <= files["score"]
+    assert "grood/detectors/store.py" in files["fit_detector"]  # the pickle-free detector files
     for stage in STAGES:  # every module's parent, and the stages' package (job logging)
         assert {"grood/__init__.py", "grood/stages/__init__.py", f"grood/stages/{stage}.py"} <= files[stage]
-    assert "grood/plots.py" not in files["score"] and "grood/gradients.py" not in files["prototypes"]
+    assert "grood/results.py" not in files["score"] and "grood/gradients.py" not in files["prototypes"]
+    # figures and metrics apart: a figure change never recomputes metrics, nor a metrics change a figure
+    figure_stages = [s for s in STAGES if s.startswith("figures_")]
+    assert sorted(figure_stages) == ["figures_detector", "figures_method", "figures_summary"]
+    assert not any(f.startswith("grood/figures/") for f in files["evaluate"])
+    for stage in figure_stages:
+        assert "grood/figures/style.py" in files[stage] and "grood/results.py" not in files[stage], stage
 
 
 def test_closure_follows_every_import_form(tmp_path):
@@ -160,7 +167,7 @@ def test_editing_a_module_changes_the_digests_of_exactly_the_stages_that_reach_i
     shutil.copytree(REPO / "grood", tmp_path / "grood", ignore=shutil.ignore_patterns("__pycache__"))
     before = {s: code_digest(f"grood.stages.{s}", tmp_path) for s in STAGES}
     assert before == {s: code_digest(f"grood.stages.{s}", REPO) for s in STAGES}  # paths are relative
-    for edited in ("grood/plots.py", "grood/gradients.py", "grood/data/card.py", "grood/shards.py",
+    for edited in ("grood/results.py", "grood/figures/style.py", "grood/gradients.py", "grood/data/card.py", "grood/shards.py",
                    "grood/__init__.py"):
         path = tmp_path / edited
         original = path.read_bytes()

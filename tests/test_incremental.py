@@ -27,15 +27,29 @@ OODS = tuple(TINY["benchmarks"]["tiny"]["ood"])  # fashion_tiny, gaussian_tiny
 GRAD = {"space": "mixup_ood_T1"}  # the gradient space of the tiny config's grood
 
 
+FIGURE_PARTS = ("train", "test", OODS[0])  # the gradient-space figure's sets (first seed, first near set)
+
+
 def part_jobs(part: str, detectors=DETECTORS, seed: str = SEED) -> set[Job]:
-    """Everything downstream of one part's features (train, test or an OOD set) — without fit_detector."""
+    """Everything downstream of one part's features (train, test or an OOD set) — without fit_detector.
+    The first seed's parts also feed the detector pages and (ID and first near set) the method figures."""
     w = {"bench": BENCH, "seed": seed}
     jobs = {job("features", part=part, **w), job("gradients", part=part, **GRAD, **w)}
     if part != "train":
         jobs |= {job("score", detector=d, part=part, **w) for d in detectors}
+        if seed == SEED:
+            jobs |= pages(*detectors)
+    if seed == SEED and part in FIGURE_PARTS:
+        jobs.add(METHOD_FIGURES)
     return jobs
 
-AGGREGATES = {job("evaluate", bench=BENCH), job("all")}
+
+def pages(*detectors: str) -> set[Job]:
+    return {job("figures_detector", bench=BENCH, detector=d) for d in detectors}
+
+
+METHOD_FIGURES = job("figures_method", bench=BENCH)
+AGGREGATES = {job("evaluate", bench=BENCH), job("figures_summary", bench=BENCH), job("all")}
 
 
 def test_finished_run_plans_nothing(tiny_copy):
@@ -118,7 +132,8 @@ def test_changed_detector_params_rerun_only_its_fit_and_scores(tiny_copy, tmp_pa
     cfg = write_config(tmp_path, lambda c: c["detectors"]["grood"].update(k=2))
     w = {"bench": BENCH, "seed": SEED}
     expected = {job("fit_detector", detector="grood", **w),
-                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *pages("grood"),
+                *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
 
 
@@ -126,14 +141,15 @@ def test_adding_a_detector_runs_only_its_jobs(tiny_copy, tmp_path):
     cfg = write_config(tmp_path, lambda c: c["detectors"].update(knn={"method": "knn", "k": 5}))
     w = {"bench": BENCH, "seed": SEED}
     expected = {job("fit_detector", detector="knn", **w),
-                *(job("score", detector="knn", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+                *(job("score", detector="knn", part=p, **w) for p in ("test", *OODS)), *pages("knn"),
+                *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
 
 
 def test_changed_training_params_rerun_everything_downstream_of_train(tiny_copy, tmp_path):
     cfg = write_config(tmp_path, lambda c: c["benchmarks"]["tiny"]["train"].update(lr=0.04))
     w = {"bench": BENCH, "seed": SEED}
-    # msp/energy fit nothing (no inputs): their pickles do not depend on the model
+    # msp/energy fit nothing (no inputs): their stored detectors do not depend on the model
     expected = {job("train", **w), job("prototypes", source="mixup", **w),
                 job("fit_detector", detector="grood", **w),
                 *(j for part in ("train", "test", *OODS) for j in part_jobs(part)), *AGGREGATES}
@@ -150,7 +166,8 @@ def test_changed_prototype_params_rerun_only_the_prototype_that_uses_them(tiny_c
     expected = {job("prototypes", source="mixup", **w),
                 *(job("gradients", part=p, **GRAD, **w) for p in ("train", "test", *OODS)),
                 job("fit_detector", detector="grood", **w),
-                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *pages("grood"),
+                METHOD_FIGURES, *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
 
 
@@ -208,21 +225,28 @@ def test_edited_grood_module_reruns_only_the_stages_that_reach_it_and_downstream
 
     assert_plan(planned(tiny_copy, None, "--snakefile", str(snakefile)), set())  # the copy alone: nothing
 
-    assert reached_by("grood/plots.py") == {"evaluate"}
-    assert_plan(plan_after_editing("grood/plots.py"), AGGREGATES)
+    assert reached_by("grood/results.py") == {"evaluate"}
+    assert_plan(plan_after_editing("grood/results.py"), AGGREGATES)  # the metrics, then the summary figures
+
+    figures = {"figures_summary", "figures_detector", "figures_method"}
+    assert reached_by("grood/figures/style.py") == figures  # a figure change re-draws, never re-evaluates
+    assert_plan(plan_after_editing("grood/figures/style.py"),
+                {job("figures_summary", bench=BENCH), *pages(*DETECTORS), METHOD_FIGURES, job("all")})
 
     assert reached_by("grood/data/card.py") == {"datacard"}
     assert_plan(plan_after_editing("grood/data/card.py"), {job("datacard"), job("all")})
 
-    assert reached_by("grood/gradients.py") == {"gradients"}
+    # the gradient-space figure embeds the prototypes with the pipeline's own closed form
+    assert reached_by("grood/gradients.py") == {"gradients", "figures_method"}
     expected = {*(job("gradients", part=p, **GRAD, **w) for p in ("train", "test", *OODS)),
                 job("fit_detector", detector="grood", **w),
-                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *pages("grood"),
+                METHOD_FIGURES, *AGGREGATES}
     assert_plan(plan_after_editing("grood/gradients.py"), expected)
 
     assert reached_by("grood/__init__.py") == stages
     everything = planned(tmp_path / "empty")  # what a run from scratch plans: every job
-    assert len(everything) == 28
+    assert len(everything) == 33  # 28 jobs up to evaluate and `all`, 5 figure jobs
     assert_plan(plan_after_editing("grood/__init__.py"), set(everything))
 
 
@@ -238,7 +262,8 @@ def test_gradient_temperature_is_a_param_not_parsed_from_the_path(tiny_copy, tmp
     space = {"space": "mixup_ood_T1e-05"}
     expected = {*(job("gradients", part=p, **space, **w) for p in ("train", "test", *OODS)),
                 job("fit_detector", detector="grood_cold", **w),
-                *(job("score", detector="grood_cold", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+                *(job("score", detector="grood_cold", part=p, **w) for p in ("test", *OODS)), *pages("grood_cold"),
+                *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
     store = f"{RUN}/gradients/mixup_ood_T1e-05/test.zarr"
     snakemake(tiny_copy, store, configfile=cfg, timeout=300)

@@ -62,3 +62,30 @@ def test_non_finite_scores_are_refused(bad):
 def test_empty_set_is_refused():
     with pytest.raises(ValueError, match="empty"):
         ood_metrics([], [0.0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("ties", [False, True])
+def test_threshold_at_tpr_is_the_point_fpr95_id_reads(seed, ties):
+    """Accepting ``score ≥ t`` keeps ≥ 95% of ID and lets through exactly the fpr95_id share of OOD
+    (scikit-learn's ROC as the reference); any higher score keeps less than 95%."""
+    from grood.metrics import threshold_at_tpr
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(1.0, 1.0, rng.integers(20, 300))
+    b = rng.normal(0.0, 1.5, rng.integers(20, 300))
+    if ties:
+        a, b = np.round(a), np.round(b)
+    t = threshold_at_tpr(a, 0.95)
+    assert (a >= t).mean() >= 0.95 and (a > t).mean() < 0.95
+    assert (b >= t).mean() == pytest.approx(reference(a, b)["fpr95_id"], abs=1e-12)
+
+
+def test_threshold_at_tpr_bad_inputs():
+    from grood.metrics import threshold_at_tpr
+
+    assert threshold_at_tpr([5.0, 1.0, 3.0], 1.0) == 1.0
+    with pytest.raises(ValueError, match="at least one"):
+        threshold_at_tpr([])
+    with pytest.raises(ValueError, match="share of ID"):
+        threshold_at_tpr([1.0], 0.0)

@@ -167,12 +167,12 @@ def test_score_shards_merge_equals_unsharded(lenet_files, tmp_path, method, para
 
     d = lenet_files
     _features(d, tmp_path / "f.zarr")
-    fit_detector_stage(method, params, [tmp_path / "f.zarr"], tmp_path / "det.pkl")
+    fit_detector_stage(method, params, [tmp_path / "f.zarr"], tmp_path / "det.npz")
     kw = dict(model_pt=d / "model.pt", data_npz=d / "data.npz", split="test", device="cpu", threads=2)
     stores = [tmp_path / "f.zarr"]
-    score_stage(tmp_path / "det.pkl", stores, tmp_path / "whole.npy", **kw)
+    score_stage(tmp_path / "det.npz", stores, tmp_path / "whole.npy", **kw)
     files = [tmp_path / f"{i}.npz" for i in range(3)]
-    ranges = [score_stage(tmp_path / "det.pkl", stores, f, shard=(i, 3), align=16, **kw)
+    ranges = [score_stage(tmp_path / "det.npz", stores, f, shard=(i, 3), align=16, **kw)
               for i, f in enumerate(files)]
     assert ranges == row_ranges(203, 3, 8 if method == "odin" else 16)
     merge_npz_rows(files, tmp_path / "merged.npy")

@@ -1,9 +1,10 @@
 """Stage errors: bad input reaching a stage at run time stops it with an error naming the input,
 and leaves no output: images of the wrong shape or type, empty datasets, non-finite features,
-gradients or scores (never a silent AUROC over NaN)."""
+gradients or scores (never a silent AUROC over NaN), a crafted detector file (never run)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,9 @@ def test_score_stage_refuses_non_finite_features(tmp_path, method, bad):
     train = _features_store(tmp_path / "train.zarr")
     ood = _features_store(tmp_path / "ood.zarr", bad=bad, seed=1)
     params = {"k": 1} if method == "knn" else {}
-    fit_detector_stage(method, params, [train], tmp_path / "det.pkl")
+    fit_detector_stage(method, params, [train], tmp_path / "det.npz")
     with pytest.raises(FloatingPointError, match="non-finite"):
-        score_stage(tmp_path / "det.pkl", [ood], tmp_path / "ood.npy")
+        score_stage(tmp_path / "det.npz", [ood], tmp_path / "ood.npy")
     assert not (tmp_path / "ood.npy").exists()
 
 
@@ -102,8 +103,8 @@ def test_fit_refuses_non_finite_training_features(tmp_path):
 
     train = _features_store(tmp_path / "train.zarr", bad=np.nan)
     with pytest.raises((FloatingPointError, ValueError), match="(?i)non-finite|nan"):
-        fit_detector_stage("knn", {"k": 1}, [train], tmp_path / "det.pkl")
-    assert not (tmp_path / "det.pkl").exists()
+        fit_detector_stage("knn", {"k": 1}, [train], tmp_path / "det.npz")
+    assert not (tmp_path / "det.npz").exists()
 
 
 def test_grood_refuses_non_finite_gradients(tmp_path):
@@ -117,14 +118,61 @@ def test_grood_refuses_non_finite_gradients(tmp_path):
         _features_store(tmp_path / f"{part}.zarr", bad=bad, seed=len(part))
         gradients_stage(tmp_path / f"{part}.zarr", tmp_path / "protos.npz", "ood", 1.0,
                         tmp_path / f"g_{part}.zarr", batch_size=16)
-    fit_detector_stage("grood", {"k": 1}, [tmp_path / "train.zarr", tmp_path / "g_train.zarr"], tmp_path / "g.pkl")
+    fit_detector_stage("grood", {"k": 1}, [tmp_path / "train.zarr", tmp_path / "g_train.zarr"], tmp_path / "g.npz")
     with pytest.raises(FloatingPointError, match="non-finite"):
-        score_stage(tmp_path / "g.pkl", [tmp_path / "g_ood.zarr"], tmp_path / "g_ood.npy")
+        score_stage(tmp_path / "g.npz", [tmp_path / "g_ood.zarr"], tmp_path / "g_ood.npy")
     assert not (tmp_path / "g_ood.npy").exists()
     with pytest.raises(FloatingPointError, match="non-finite"):
         fit_detector_stage("grood", {"k": 1}, [tmp_path / "bad_train.zarr", tmp_path / "g_bad_train.zarr"],
-                           tmp_path / "bad.pkl")
-    assert not (tmp_path / "bad.pkl").exists()
+                           tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()
+
+
+class _Trap:
+    """Unpickling this creates ``marker``: proof that a stage ran code from a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _pickle_file(path: Path, marker: Path) -> None:
+    import pickle
+
+    path.write_bytes(pickle.dumps({"detector": _Trap(marker), "method": "knn"}))
+
+
+def _object_entry(path: Path, marker: Path) -> None:
+    """The stored detector with its faiss index swapped for an object array (a pickle inside)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as z:
+        meta = str(z["__meta__"])
+    trap = np.empty(1, dtype=object)
+    trap[0] = _Trap(marker)
+    with open(path, "wb") as f:
+        np.savez(f, index_=trap, __meta__=np.array(meta))
+    assert json.loads(meta)["state"] == {"index_": "faiss"}
+
+
+@pytest.mark.parametrize("craft", [_pickle_file, _object_entry], ids=["pickle", "object_array"])
+def test_score_stage_refuses_a_crafted_detector_file(tmp_path, craft):
+    """A detector file that would run code when unpickled is refused by name; nothing runs, no scores."""
+    from grood.detectors.store import DetectorFileError
+    from grood.pipeline import fit_detector_stage, score_stage
+
+    train = _features_store(tmp_path / "train.zarr")
+    test = _features_store(tmp_path / "test.zarr", seed=1)
+    det = tmp_path / "detectors" / "knn.npz"
+    fit_detector_stage("knn", {"k": 1}, [train], det)
+    score_stage(det, [test], tmp_path / "ok.npy")  # the genuine file scores
+    marker = tmp_path / "pwned"
+    craft(det, marker)
+    with pytest.raises(DetectorFileError, match=re.escape(f"{det}: refused: ") + ".*Fix: "):
+        score_stage(det, [test], tmp_path / "test.npy")
+    assert not marker.exists() and not (tmp_path / "test.npy").exists()
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
@@ -143,7 +191,7 @@ def test_evaluate_refuses_non_finite_scores(tmp_path, bad):
     save_json(tmp_path / "train.json", {"test_accuracy": 0.9})
     outputs = {k: str(tmp_path / "out" / name) for k, name in
                [("metrics_csv", "metrics.csv"), ("summary_csv", "summary.csv"), ("table_md", "results.md"),
-                ("table_tex", "results.tex"), ("hist", "hist.png"), ("roc", "roc.png")]}
+                ("table_tex", "results.tex")]}
     with pytest.raises(FloatingPointError, match=r"far_set\.npy: 1 non-finite"):
         evaluate_stage("b", layout, {0: str(tmp_path / "train.json")}, {"far_set": "far"},
                        {"msp": {"reconstruction": False, "uses_ood_data": False}}, outputs)

@@ -1,6 +1,7 @@
 """The whole DAG on the tiny config: every stage runs, outputs are complete and consistent."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,47 @@ def test_tiny_run_produces_results(tiny_run):
     assert set(metrics["group"]) == {"near", "far"}
     for m in METRICS:
         assert metrics[m].between(0, 1).all(), m
-    for name in ("summary.csv", "results.md", "results.tex", "figures/score_histograms.png",
-                 "figures/roc_curves.png"):
+    figures = ["summary_auroc_heatmap", "summary_near_far", "training_curves", "detector_grood", "detector_msp",
+               "detector_energy", "method_gradient_space", "method_mixup"]
+    for name in ("summary.csv", "results.md", "results.tex", *(f"figures/{f}.{ext}" for f in figures
+                                                              for ext in ("png", "pdf"))):
         assert (res / name).stat().st_size > 0, name
+    assert sorted(p.name for p in (res / "figures").iterdir()) == sorted(f"{f}.{e}" for f in figures
+                                                                        for e in ("png", "pdf"))
     md = (res / "results.md").read_text()
     assert "fpr95_id" in md and "near" in md and "grood" in md
+
+
+def test_report_bundles_every_figure_with_its_caption_summary_first(tiny_run, tmp_path):
+    """`snakemake --report` holds every figure PNG with its caption; its menu (categories sorted by
+    name, as Snakemake's report sorts them) opens with the summary: heatmap first."""
+    import re
+
+    from conftest import snakemake
+
+    html = tmp_path / "report.html"
+    snakemake(tiny_run, "--report", str(html), timeout=300)
+    text = html.read_text()
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\n", text).group(1))
+    results = json.loads(re.search(r"var results = (\{.*?\});\n", text).group(1))
+    menu = sorted(categories)
+    assert menu == ["1 Summary", "2 Detectors", "3 Method", "4 Training", "Data"]
+    shown = [Path(p).name for c in menu for sub in sorted(categories[c]) for p in categories[c][sub]]
+    assert shown[:2] == ["summary_auroc_heatmap.png", "summary_near_far.png"]
+    figures = sorted(p.name for p in (tiny_run / "results" / "tiny" / "figures").glob("*.png"))
+    assert sorted(shown) == sorted([*figures, "datacard.png"])
+    for path, item in results.items():  # each figure's caption from workflow/report/, not an empty one
+        assert "What to look for" in item["caption"] or path.endswith("datacard.png"), path
+
+
+def test_detectors_are_stored_without_pickle(tiny_run):
+    """The run holds no pickle: each fitted detector is a grood detector file that loads checked."""
+    from grood.detectors.store import load_detector
+
+    run = tiny_run / "results" / "tiny" / "seed0"
+    assert not list(tiny_run.joinpath("results").rglob("*.pkl"))
+    for name in ("grood", "msp", "energy"):
+        assert type(load_detector(run / "detectors" / f"{name}.npz")).__name__.lower() == name
 
 
 def test_metrics_recomputed_from_scores(tiny_run):

@@ -23,6 +23,10 @@ class Detector(abc.ABC):
     reconstruction: bool = False
     #: True when fitting looks at OOD data (must be flagged in every result)
     uses_ood_data: bool = False
+    #: fitted attributes that are numeric arrays or numbers (saved by :mod:`grood.detectors.store`)
+    state_arrays: tuple[str, ...] = ()
+    #: fitted attributes that are faiss indexes (saved in faiss's own serialisation)
+    state_indexes: tuple[str, ...] = ()
 
     def fit(self, **arrays: np.ndarray) -> "Detector":
         return self
@@ -42,6 +46,43 @@ class Detector(abc.ABC):
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in self.param_defaults()}
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Every fitted attribute :meth:`get_state` returns once the detector is fitted."""
+        return (*self.state_arrays, *self.state_indexes)
+
+    def is_fitted(self) -> bool:
+        return all(hasattr(self, name) for name in self.state_names)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The fitted state as plain numeric arrays, never objects: numbers become 0-d arrays and a
+        faiss index its serialised bytes (uint8), so the state can be stored without pickle."""
+        from grood import index as faiss_index
+
+        state = {name: np.asarray(getattr(self, name)) for name in self.state_arrays if hasattr(self, name)}
+        for name in self.state_indexes:
+            if hasattr(self, name):
+                state[name] = faiss_index.serialize(getattr(self, name))
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> "Detector":
+        """Restore what :meth:`get_state` returned: every fitted attribute or none (unfitted)."""
+        from grood import index as faiss_index
+
+        unknown = sorted(set(state) - set(self.state_names))
+        missing = sorted(set(self.state_names) - set(state))
+        if unknown or (state and missing):
+            raise ValueError(f"{type(self).__name__} state: unknown entries {unknown}, missing entries "
+                             f"{missing}; expected exactly {list(self.state_names)} (or none, unfitted)")
+        for name in self.state_arrays:
+            if name in state:
+                value = np.asarray(state[name])
+                setattr(self, name, value.item() if value.ndim == 0 else value)
+        for name in self.state_indexes:
+            if name in state:
+                setattr(self, name, faiss_index.deserialize(state[name]))
+        return self
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -11,7 +11,6 @@ import numpy as np
 
 from grood import index as faiss_index
 from grood.detectors.base import Detector, check_finite
-from grood.detectors.grood import GROOD
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +27,7 @@ class Mahalanobis(Detector):
 
     requires = ("features",)
     fit_requires = ("features", "labels")
+    state_arrays = ("means_", "covariance_", "whiten_", "rank_")
 
     def __init__(self, rcond: float = 1e-10):
         if not 0.0 <= rcond < 1.0:
@@ -79,6 +79,7 @@ class KNN(Detector):
 
     requires = ("features",)
     fit_requires = ("features",)
+    state_indexes = ("index_",)
 
     def __init__(self, k: int = 50, index: str = "flat", nlist: int = 1024, nprobe: int = 4):
         if int(k) < 1:
@@ -99,7 +100,3 @@ class KNN(Detector):
     def score(self, features: np.ndarray, **_) -> np.ndarray:
         d = faiss_index.kth_distance(self.index_, check_finite("kNN features", features), self.k, "cosine")
         return -d.astype(np.float64)
-
-    # faiss indexes pickle through faiss' own serialisation, exactly as GROOD's
-    __getstate__ = GROOD.__getstate__
-    __setstate__ = GROOD.__setstate__

@@ -34,10 +34,17 @@ class GradientStoreDetector(Detector):
 class GROOD(GradientStoreDetector):
     requires = ("gradients",)
     fit_requires = ("gradients", "logits", "labels")
+    state_arrays = ("n_indexed_",)
+    state_indexes = ("index_",)
 
     def __init__(self, k: int = 1, index: str = "flat", metric: str = "l2", nlist: int = 1024,
                  nprobe: int = 4, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0):
         super().__init__(prototype, wrt, temperature)
+        if int(k) < 1:
+            raise ValueError(f"grood k must be ≥ 1, got {k}")
+        for name, value, choices in (("index", index, faiss_index.KINDS), ("metric", metric, faiss_index.METRICS)):
+            if value not in choices:
+                raise ValueError(f"grood {name} must be one of {choices}, got {value!r}")
         self.k, self.index, self.metric = int(k), index, metric
         self.nlist, self.nprobe = int(nlist), int(nprobe)
 
@@ -57,14 +64,3 @@ class GROOD(GradientStoreDetector):
         d = faiss_index.kth_distance(self.index_, check_finite("GROOD gradients", gradients), self.k,
                                      self.metric)
         return -d.astype(np.float64)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if "index_" in state:
-            state["index_"] = faiss_index.serialize(state["index_"])
-        return state
-
-    def __setstate__(self, state):
-        if "index_" in state:
-            state["index_"] = faiss_index.deserialize(state["index_"])
-        self.__dict__.update(state)

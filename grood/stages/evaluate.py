@@ -1,4 +1,4 @@
-"""Stage `evaluate`: metrics tables and figures of one benchmark."""
+"""Stage `evaluate`: the metrics tables of one benchmark (its figures: the figures_* stages)."""
 
 from __future__ import annotations
 
@@ -28,16 +28,16 @@ def nearest_prototype_accuracy(test_features_zarr, prototypes_npz) -> float:
 def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, str], groups: dict[str, str],
                    flags: dict[str, dict], outputs: dict[str, str],
                    ncp_inputs: dict[int, tuple[str, str]] | None = None) -> None:
-    """Metrics (long CSV, summary CSV/Markdown/LaTeX) and figures for one benchmark.
+    """Metrics (long CSV, summary CSV/Markdown/LaTeX) for one benchmark.
 
     ``scores``: one dict per score file with ``seed``, ``detector``, ``part`` (``test`` or an OOD set)
-    and ``path``.  ``outputs`` names: metrics_csv, summary_csv, table_md, table_tex, hist, roc.
+    and ``path``.  ``outputs`` names: metrics_csv, summary_csv, table_md, table_tex.
     ``ncp_inputs``: per seed, the ID test features and a prototypes file, for GROOD's
     nearest-prototype accuracy beside the head's (when the benchmark runs a GROOD detector).
     """
     import json
 
-    from grood import plots, results
+    from grood import results
     from grood.detectors.base import check_finite
 
     acc = {int(seed): json.loads(Path(p).read_text())["test_accuracy"] for seed, p in train_summaries.items()}
@@ -51,7 +51,6 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
     long = results.metrics_long(sets, groups, acc, flags)
     summ = results.summary(long, order=detectors)
     oods = list(groups)
-    first_seed = min(acc)
     with atomic_path(outputs["metrics_csv"]) as tmp:
         long.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(outputs["summary_csv"]) as tmp:
@@ -84,10 +83,6 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
         tmp.write_text("".join(md))
     with atomic_path(outputs["table_tex"]) as tmp:
         tmp.write_text("".join(tex))
-    first = [s for s in sets if s.seed == first_seed]
-    for key, draw in (("hist", plots.score_histograms), ("roc", plots.roc_curves)):
-        with atomic_path(outputs[key]) as tmp:
-            draw(first, str(tmp), f"{bench}, seed {first_seed}")
     log.info("metrics for %s: %d rows → %s", bench, len(long), outputs["metrics_csv"])
 
 

@@ -7,17 +7,17 @@ import logging
 
 import numpy as np
 
-from grood.stages.fit_detector import load_detector
 from grood.stages.io import load_arrays, load_split, stored_rows
 from grood.storage import atomic_path, provenance, save_npz
 
 log = logging.getLogger("grood")
 
 
-def score_stage(detector_pkl, stores: list, out, model_pt=None, data_npz=None, split: str = "test",
+def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, split: str = "test",
                 device: str = "auto", threads: int | None = None, rows: tuple[int, int] | None = None,
                 shard: tuple[int, int] | None = None, align: int = 1, workers: int = 0) -> tuple[int, int]:
-    """Score one part with a fitted detector, to ``out``; returns the row range scored.
+    """Score one part with the fitted detector stored at ``detector_npz`` (pickle-free:
+    :mod:`grood.detectors.store`), to ``out``; returns the row range scored.
 
     A detector that ``needs_network`` (ODIN) also gets the model (``model_pt``) and the part's
     images (``split`` of ``data_npz``; a file list is decoded by ``workers`` processes).
@@ -38,24 +38,25 @@ def score_stage(detector_pkl, stores: list, out, model_pt=None, data_npz=None, s
         block = int(getattr(det, "batch_size", align)) if det.needs_network else int(align)
         return shard_rows(n, int(shard[0]), int(shard[1]), block)
 
-    scores, (start, stop, n) = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick,
+    scores, (start, stop, n) = _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick,
                                       workers)
     if shard is None:
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, scores)
     else:
-        meta = provenance(detector=str(detector_pkl), stores=list(map(str, stores)),
+        meta = provenance(detector=str(detector_npz), stores=list(map(str, stores)),
                           **shard_attrs(int(shard[0]), int(shard[1]), (start, stop), n))
         save_npz(out, {"scores": scores}, meta)
     return start, stop
 
 
-def _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick_rows, workers=0):
+def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick_rows, workers=0):
     """Scores (float64) of the rows ``pick_rows(n, detector)`` of a part, and ``(start, stop, n)``."""
     from grood.detectors.base import check_finite
+    from grood.detectors.store import load_detector
 
-    det = load_detector(detector_pkl)
+    det = load_detector(detector_npz)  # refuses anything but a pickle-free grood detector file
     source = str(stores[0]) if stores else f"{data_npz} ({split})"
     images = None
     if det.needs_network:
@@ -82,5 +83,18 @@ def _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pic
         model, meta = load_checkpoint(model_pt, dev)
         arrays.update(model=model, images=images[start:stop], spec=InputSpec.from_dict(meta["spec"]),
                       device=dev)
-    scores = check_finite(f"{type(det).__name__} scores for {source}", det.score(**arrays))
+    with _faiss_threads(det, threads):
+        scores = check_finite(f"{type(det).__name__} scores for {source}", det.score(**arrays))
     return np.asarray(scores, dtype=np.float64), (start, stop, n)
+
+
+def _faiss_threads(det, threads):
+    """Pin faiss to the job's threads (1 when not given, as the score rule): its distances differ in
+    the last bit across thread counts, and ``grood score`` reproduces the stored scores with 1."""
+    import contextlib
+
+    if not det.state_indexes:
+        return contextlib.nullcontext()
+    from grood.index import search_threads
+
+    return search_threads(threads or 1)

@@ -261,21 +261,107 @@ def evaluate_outputs(bench):
         "summary_csv": f"{R}/{bench}/summary.csv",
         "table_md": f"{R}/{bench}/results.md",
         "table_tex": f"{R}/{bench}/results.tex",
-        "hist": f"{R}/{bench}/figures/score_histograms.png",
-        "roc": f"{R}/{bench}/figures/roc_curves.png",
     }
 
 
 def final_outputs():
-    return [path for bench in BENCH for path in evaluate_outputs(bench).values()] + list(datacard_outputs().values())
+    return [path for bench in BENCH for path in [*evaluate_outputs(bench).values(), *figure_files(bench)]] + list(
+        datacard_outputs().values())
 
 
 def print_results_summary():
     print("\ngrood finished. Results:")
     for bench in BENCH:
         out = evaluate_outputs(bench)
-        print(f"  {bench}: table {out['table_md']}, metrics {out['metrics_csv']}, "
-              f"figures {Path(out['hist']).parent}/")
+        print(f"  {bench}: table {out['table_md']}, metrics {out['metrics_csv']}, figures {figures_dir(bench)}/")
+    print("  all figures with their captions: snakemake --report report.html (same options as this run)")
+
+
+# -------------------------------------------------------------------------------------- figures
+# Every figure is a PNG (bundled by `snakemake --report`, with its caption in workflow/report/) and
+# a PDF. Summary figures follow `evaluate`; the per-detector pages and GROOD's method figures show
+# the first seed and are drawn as soon as its outputs exist.
+
+FIGURE_SEED = min(SEEDS)
+
+
+def figures_dir(bench):
+    return f"{R}/{bench}/figures"
+
+
+def figure_pair(key, png, caption, category, **labels):
+    """A rule's named outputs for one figure: ``key`` the PNG, in the report under ``category`` with
+    its caption and labels, and ``<key>_pdf`` the PDF beside it."""
+    return {key: report(png, caption=f"../report/{caption}", category=category, labels=labels),
+            f"{key}_pdf": png.removesuffix(".png") + ".pdf"}
+
+
+def first_gradient_detector():
+    """The GROOD-family detector the method figures show (the config's first); None without one."""
+    return next(iter(grood.config.gradient_detectors(config).values()), None)
+
+
+def method_figures():
+    """The method figures this config can draw: GROOD's gradient space (with a GROOD-family
+    detector) and the targeted mix-up (when one uses the mix-up OOD prototype)."""
+    detectors = grood.config.gradient_detectors(config).values()
+    return [name for name, used in (("gradient_space", bool(detectors)),
+                                    ("mixup", any(d.prototype == "mixup" for d in detectors))) if used]
+
+
+def figure_ood(bench):
+    """The OOD set of the gradient-space figure: the benchmark's first near-OOD set (else its first)."""
+    ood = BENCH[bench]["ood"]
+    return next((o for o, group in ood.items() if group == "near"), next(iter(ood)))
+
+
+def method_figure_inputs(wc):
+    run = run_dir(wc.bench, FIGURE_SEED)
+    inputs = {}
+    if "gradient_space" in METHOD_FIGURES:
+        det = first_gradient_detector()
+        parts = ("train", "test", figure_ood(wc.bench))
+        inputs |= {"features": [f"{run}/features/{p}.zarr" for p in parts],
+                   "gradients": [f"{run}/gradients/{det.gradient_space}/{p}.zarr" for p in parts],
+                   "prototypes": f"{run}/prototypes/{det.prototype}.npz"}
+    if "mixup" in METHOD_FIGURES:
+        inputs |= {"model": f"{run}/model.pt", "mixup": f"{run}/prototypes/mixup.npz",
+                   "data": dataset_npz(BENCH[wc.bench]["id"])}
+    return inputs
+
+
+#: method figure → its caption and report label
+METHOD_FIGURE_CAPTIONS = {"gradient_space": ("gradient_space.rst", "GROOD's gradient space"),
+                          "mixup": ("mixup.rst", "targeted mix-up")}
+
+
+def method_figure_outputs():
+    """The figures_method rule's outputs: each method figure this config draws (PNG + PDF)."""
+    outputs = {}
+    for name in METHOD_FIGURES:
+        caption, label = METHOD_FIGURE_CAPTIONS[name]
+        outputs |= figure_pair(name, f"{R}/{{bench}}/figures/method_{name}.png", caption, "3 Method",
+                               figure=label, benchmark="{bench}")
+    return outputs
+
+
+def gradient_figure_params():
+    """The gradient space the gradient-space figure shows (its name, wrt and temperature)."""
+    det = first_gradient_detector()
+    return {"space": det.gradient_space, "wrt": det.wrt, "temperature": det.temperature} if det else {}
+
+
+def figure_names(bench):
+    """The stems of every figure of a benchmark (in figures_dir)."""
+    return ["summary_auroc_heatmap", "summary_near_far", "training_curves",
+            *(f"detector_{d}" for d in DETECTORS), *(f"method_{m}" for m in METHOD_FIGURES)]
+
+
+def figure_files(bench):
+    return [f"{figures_dir(bench)}/{name}.{ext}" for name in figure_names(bench) for ext in ("png", "pdf")]
+
+
+METHOD_FIGURES = method_figures()
 
 
 # ------------------------------------------------------------------ detector inputs (per stage)

@@ -4,9 +4,7 @@ rule evaluate:
         summaries=lambda wc: [f"{run_dir(wc.bench, s)}/train.json" for s in SEEDS],
         ncp=lambda wc: [p for paths in ncp_inputs(wc.bench).values() for p in paths],
     output:
-        **{k: v for k, v in evaluate_outputs("{bench}").items() if k not in ("hist", "roc")},
-        hist=report(evaluate_outputs("{bench}")["hist"], caption="../report/histograms.rst", category="Figures"),
-        roc=report(evaluate_outputs("{bench}")["roc"], caption="../report/roc.rst", category="Figures"),
+        **evaluate_outputs("{bench}"),
     params:
         layout=lambda wc: score_layout(wc.bench),
         seeds=SEEDS,

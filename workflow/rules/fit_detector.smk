@@ -1,9 +1,10 @@
-# One detector fitted on the ID training arrays it needs (a faiss index for GROOD and kNN).
+# One detector fitted on the ID training arrays it needs (a faiss index for GROOD and kNN), stored
+# without pickle (grood.detectors.store: arrays + JSON header), so a shared run is safe to open.
 rule fit_detector:
     input:
         stores=fit_stores,
     output:
-        pkl=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.pkl",
+        npz=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.npz",
     params:
         method=lambda wc: DETECTORS[wc.detector]["method"],
         params=lambda wc: detector_params(wc.detector),

@@ -10,7 +10,7 @@ SCORE_SHARD = f"{R}/{{bench}}/seed{{seed}}/shards/scores/{{detector}}/{{part}}/{
 
 rule score:
     input:
-        detector=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.pkl",
+        detector=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.npz",
         stores=score_stores,
         model=network_model,
         data=network_data,
@@ -22,7 +22,8 @@ rule score:
         shard=shard_param(SCORE_SHARDS),
         align=config["features"]["batch_size"] if SCORE_SHARDS > 1 else None,
         code=stage_code("score"),
-    threads: 1  # start-up bound: two jobs share the cores
+    threads: 1  # start-up bound: two jobs share the cores; and faiss distances differ in the last bit
+    # across thread counts, so `grood score` (one faiss thread) reproduces these scores exactly
     resources:
         gpu=lambda wc: job_gpus() * int(needs_network(wc.detector)),
     log:
