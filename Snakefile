@@ -12,12 +12,13 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
+include: "workflow/rules/prepare_dataset.smk"
 include: "workflow/rules/datacard.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/prototypes.smk"
 include: "workflow/rules/gradients.smk"
+include: "workflow/rules/fit_detector.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/evaluate.smk"
 

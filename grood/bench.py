@@ -356,7 +356,7 @@ def case_shared_features(n: int = 10_000, k_detectors: int = 5, repeats: int = 3
                          batch_size: int = 1024, seed: int = 0) -> list[Row]:
     """One forward pass shared by K detectors vs one forward pass per detector (lenet5, random 28×28)."""
     from grood.detectors import make_detector
-    from grood.features import forward_batches
+    from grood.forward import forward_batches
     from grood.models import lenet5
     from grood.preprocess import spec_from_training
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-WRT = ("ood", "pred", "all")
+from grood.vocab import WRT
+
 _EPS = 1e-12
 
 

@@ -1,20 +1,25 @@
-"""Every stage of the pipeline under one name: ``from grood.pipeline import features_stage``.
+"""Every stage of the pipeline under one name, for users: ``from grood.pipeline import features_stage``.
 
-The stages live one per module in :mod:`grood.stages` (so each rule's code version covers only
-its own stage); this module gathers them for users and tests.
+The stages live one per module in :mod:`grood.stages`, named like the rules that run them; the
+workflow's scripts import their stage module directly, never this one.
 """
 
-from grood.stages.data import prepare_dataset
-from grood.stages.detect import fit_detector_stage, load_detector, score_shard_stage, score_stage
+from grood.stages import setup_logging
+from grood.stages.datacard import datacard_stage
 from grood.stages.evaluate import evaluate_stage
 from grood.stages.features import features_stage
+from grood.stages.features_gather import features_gather_stage
+from grood.stages.fit_detector import fit_detector_stage, load_detector
 from grood.stages.gradients import gradients_stage
-from grood.stages.io import load_arrays, load_split, setup_logging, stored_rows
+from grood.stages.io import load_arrays, load_split, stored_rows
+from grood.stages.prepare_dataset import prepare_dataset_stage
 from grood.stages.prototypes import prototypes_stage
+from grood.stages.score import score_stage
+from grood.stages.score_gather import score_gather_stage
 from grood.stages.train import train_stage
 
 __all__ = [
-    "evaluate_stage", "features_stage", "fit_detector_stage", "gradients_stage", "load_arrays",
-    "load_detector", "load_split", "prepare_dataset", "prototypes_stage", "score_shard_stage",
-    "score_stage", "setup_logging", "stored_rows", "train_stage",
+    "datacard_stage", "evaluate_stage", "features_gather_stage", "features_stage", "fit_detector_stage",
+    "gradients_stage", "load_arrays", "load_detector", "load_split", "prepare_dataset_stage",
+    "prototypes_stage", "score_gather_stage", "score_stage", "setup_logging", "stored_rows", "train_stage",
 ]

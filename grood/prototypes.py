@@ -15,13 +15,11 @@ import numpy as np
 import torch
 
 from grood.device import fp32_forward
-from grood.features import batches
+from grood.forward import batches
 from grood.models import StagedNet
 from grood.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
-
-SOURCES = ("mixup", "noise", "proto_mean", "ood_val")
 
 
 def class_means(values: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -1,14 +1,18 @@
-"""Shared fixtures: the repository paths, and one run of the tiny workflow shared by many tests."""
+"""Shared fixtures: the repository paths, one run of the tiny workflow shared by many tests, and
+what a dry run plans (the jobs Snakemake would run, with its reasons)."""
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_CACHE = Path(os.environ.get("GROOD_RAW_DIR", REPO / "resources" / "raw"))
@@ -41,3 +45,53 @@ def tiny_copy(tiny_run, tmp_path) -> Path:
     dst = tmp_path / "run"
     shutil.copytree(tiny_run, dst, symlinks=True)
     return dst
+
+
+# ------------------------------------------------------------------------- planned jobs (dry runs)
+
+TINY = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+
+Job = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def job(rule: str, **wildcards: str) -> Job:
+    return rule, tuple(sorted((k, str(v)) for k, v in wildcards.items()))
+
+
+def parse_dry_run(text: str) -> dict[Job, str]:
+    """The jobs a ``snakemake --dry-run`` would run: (rule, sorted wildcards) → Snakemake's reason."""
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if not m:
+            continue
+        wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        reason = re.search(r"^\s+reason: (.*)$", block, re.M)
+        pairs = [kv.split("=", 1) for kv in wc.group(1).split(", ")] if wc else []
+        jobs[(m.group(1), tuple(sorted((k, v) for k, v in pairs)))] = reason.group(1) if reason else "?"
+    return jobs
+
+
+def planned(workdir: Path, configfile: Path | None = None, *args: str) -> dict[Job, str]:
+    proc = snakemake(workdir, "--dry-run", *args, configfile=configfile, timeout=180)
+    return parse_dry_run(proc.stdout)
+
+
+def write_config(tmp_path: Path, edit) -> Path:
+    cfg = copy.deepcopy(TINY)
+    edit(cfg)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # keep the key order: see test_reordered_config_*
+    return path
+
+
+def fmt(jobs, reasons: dict[Job, str] | None = None) -> str:
+    lines = [f"{r} {dict(w)}" + (f"\n      reason: {reasons[(r, w)][:300]}" if reasons else "")
+             for r, w in sorted(jobs)]
+    return "\n  ".join(lines) or "(none)"
+
+
+def assert_plan(got: dict[Job, str], expected: set[Job]) -> None:
+    assert set(got) == set(expected), (
+        f"\nunexpected (would re-run but should not):\n  {fmt(set(got) - set(expected), got)}"
+        f"\nmissing (should re-run but would not):\n  {fmt(set(expected) - set(got))}")

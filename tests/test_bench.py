@@ -59,6 +59,7 @@ def test_gradnorm_case():
     check_rows(bench.case_gradnorm(**TINY["gradnorm"], repeats=1), 2, 1)
 
 
+@pytest.mark.slow  # runs a network five times
 def test_shared_features_case():
     rows = bench.case_shared_features(**TINY["features"], repeats=1, batch_size=16)
     check_rows(rows, 3, 1)
@@ -122,6 +123,7 @@ def test_agreement_rules():
     assert bench.agreement([1.5], [1.5], 0)[0] and not bench.agreement([1.5], [1.5 + 1e-15], 0)[0]
 
 
+@pytest.mark.slow  # runs every case
 def test_command_prints_table_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(bench.SIZES, "quick", TINY)
     out = tmp_path / "bench.json"

@@ -1,39 +1,37 @@
 """A bad config fails at validation, before any job runs, with an error naming the key and the fix.
 
-Each case edits the tiny config, writes it to a temporary file and dry-runs the workflow on it in an
-empty directory: the run must fail while the Snakefile is read (schema validation or
-``_check_config`` in workflow/rules/common.smk), no job may be planned, nothing may be written.
+The checks are the workflow's own two steps, called directly (milliseconds each): Snakemake's
+``validate`` against workflow/schemas/config.schema.yaml (types, defaults), then
+:func:`grood.config.validate` (how the sections refer to each other).  One dry run checks the
+wiring: workflow/rules/common.smk runs both and stops before planning any job.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from snakemake.utils import validate as schema_validate
+from snakemake_interface_common.exceptions import WorkflowError
 
+import grood.config
 from conftest import REPO, snakemake
 
-pytestmark = pytest.mark.slow  # each case starts snakemake (a few seconds)
-
 TINY = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def _fails_at_validation(tmp_path: Path, edit) -> str:
+def problems(edit) -> str:
+    """What the workflow would say about the tiny config after ``edit``: '' when it is accepted."""
     cfg = copy.deepcopy(TINY)
     edit(cfg)
-    configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(cfg))
-    workdir = tmp_path / "run"
-    proc = snakemake(workdir, "--dry-run", configfile=configfile, check=False, timeout=120)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, f"config was accepted:\n{out[-3000:]}"
-    assert "Job stats" not in out and "rule " not in out, f"jobs were planned:\n{out[-3000:]}"
-    written = [p for p in workdir.rglob("*") if ".snakemake" not in p.parts] if workdir.exists() else []
-    assert not written, written
-    return out
+    try:
+        schema_validate(cfg, str(SCHEMA))
+    except WorkflowError as e:
+        return str(e)
+    return "\n".join(grood.config.validate(cfg))
 
 
 def _set(path: str, value):
@@ -44,6 +42,13 @@ def _set(path: str, value):
         for key in parents:
             node = node.setdefault(key, {})
         node[last] = value
+    return edit
+
+
+def _both(*edits):
+    def edit(cfg):
+        for e in edits:
+            e(cfg)
     return edit
 
 
@@ -67,8 +72,8 @@ CASES = [
     ("ood-val-is-the-id-set", _set("prototypes.ood_val_dataset", "mnist_tiny"),
      ["prototypes.ood_val_dataset", "'mnist_tiny' is an ID set of benchmarks.tiny", "Fix:"]),
     ("ood-val-shares-images-with-a-test-set",
-     lambda c: (_set("datasets.fashion_val", {"source": "fashion_mnist", "max_test": 50})(c),
-                _set("prototypes.ood_val_dataset", "fashion_val")(c)),
+     _both(_set("datasets.fashion_val", {"source": "fashion_mnist", "max_test": 50}),
+           _set("prototypes.ood_val_dataset", "fashion_val")),
      ["prototypes.ood_val_dataset", "'fashion_val'", "same data (source 'fashion_mnist') as 'fashion_tiny'",
       "Fix:"]),
     ("ood-val-not-a-dataset", _set("prototypes.ood_val_dataset", "nowhere"),
@@ -77,6 +82,8 @@ CASES = [
      ["detectors.grood_val.prototype", "set prototypes.ood_val_dataset"]),
     ("unknown-ood-dataset-in-benchmark", _set("benchmarks.tiny.ood.svhn_tiny", "far"),
      ["benchmarks.tiny.ood.svhn_tiny", "not a dataset", "add it under datasets"]),
+    ("id-set-also-ood", _set("benchmarks.tiny.ood.mnist_tiny", "near"),
+     ["benchmarks.tiny.ood.mnist_tiny", "cannot also be an OOD set"]),
     ("unknown-id-dataset-in-benchmark", _set("benchmarks.tiny.id", "mnist_big"),
      ["benchmarks.tiny.id", "'mnist_big' is not a dataset", "add it under datasets"]),
     ("unlabelled-id-set", _set("benchmarks.tiny.id", "gaussian_tiny"),
@@ -87,8 +94,19 @@ CASES = [
      ["detectors.msp.temperature", "takes no params: remove it"]),
     ("detector-param-wrong-type", _set("detectors.grood.k", "one"),
      ["detectors.grood.k", "must be an integer", "'one'"]),
+    ("detector-param-bool-for-int", _set("detectors.grood.k", True),
+     ["detectors.grood.k", "must be an integer", "True"]),
+    ("detector-param-bad-value", _set("detectors.energy.temperature", 0),
+     ["detectors.energy", "temperature must be > 0"]),
     ("unknown-prototype-source", _set("detectors.grood.prototype", "mixer"),
      ["detectors.grood.prototype", "'mixer'", "choose one of", "'mixup'"]),
+    ("unknown-wrt", _set("detectors.grood.wrt", "weights"),
+     ["detectors.grood.wrt", "'weights'", "choose one of", "'pred'"]),
+    ("non-positive-gradient-temperature", _set("detectors.grood.temperature", -1.0),
+     ["detectors.grood.temperature", "must be > 0", "-1.0"]),
+    ("gradient-store-names-collide",
+     _set("detectors.grood_t", {"method": "grood", "temperature": 1.0000001}),
+     ["detectors.grood_t.temperature", "detectors.grood's", "'mixup_ood_T1'", "use one value for both"]),
     ("unknown-dataset-param", _set("datasets.gaussian_tiny.colour", True),
      ["datasets.gaussian_tiny", "unknown param 'colour' for source 'noise'", "allowed params"]),
     ("unknown-dataset-source", _set("datasets.imagenet", {"source": "imagenet"}),
@@ -99,37 +117,86 @@ CASES = [
 
 
 @pytest.mark.parametrize("edit, needles", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_config_fails_before_any_job(tmp_path, edit, needles):
-    out = _fails_at_validation(tmp_path, edit)
+def test_bad_config_is_refused_naming_the_key_and_the_fix(edit, needles):
+    out = problems(edit)
+    assert out, "config was accepted"
     for needle in needles:
-        assert needle in out, f"{needle!r} missing from the error:\n{out[-3000:]}"
+        assert needle in out, f"{needle!r} missing from the error:\n{out}"
 
 
-def test_all_problems_reported_at_once(tmp_path):
+def test_the_tiny_and_shipped_configs_are_accepted(tmp_path, monkeypatch):
+    monkeypatch.setenv("GROOD_DATA_ROOT", str(tmp_path))  # config/cifar10.yaml's data folder
+    assert problems(lambda cfg: None) == ""
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        cfg = yaml.safe_load(path.read_text())
+        schema_validate(cfg, str(SCHEMA))
+        assert grood.config.validate(cfg) == [], path.name
+
+
+def test_all_problems_reported_at_once():
     """Cross-field errors are collected: one run names every bad key, not just the first."""
     def edit(cfg):
         cfg["detectors"]["grood"]["neighbours"] = 5
         cfg["detectors"]["bad"] = {"method": "nearest"}
         cfg["benchmarks"]["tiny"]["ood"]["svhn_tiny"] = "far"
         cfg["prototypes"]["ood_val_dataset"] = "gaussian_tiny"
-    out = _fails_at_validation(tmp_path, edit)
+    out = problems(edit)
     for key in ("detectors.grood.neighbours", "detectors.bad.method", "benchmarks.tiny.ood.svhn_tiny",
                 "prototypes.ood_val_dataset"):
         assert key in out, key
+    assert len(out.splitlines()) >= 4
 
 
-def test_distinct_ood_val_set_is_accepted(tmp_path):
+def test_distinct_ood_val_set_is_accepted():
     """The overlap check is not over-eager: noise with another seed, or another source, is fine."""
     def edit(cfg):
         cfg["datasets"]["gaussian_val"] = {"source": "noise", "kind": "gaussian", "n": 50, "seed": 8}
         cfg["detectors"]["grood_val"] = {"method": "grood", "prototype": "ood_val"}
         cfg["prototypes"]["ood_val_dataset"] = "gaussian_val"
+    assert problems(edit) == ""
+    assert "same data" in problems(lambda c: (edit(c), c["datasets"]["gaussian_val"].update(seed=7)))
+
+
+def test_gradient_stores_that_differ_only_beyond_six_digits_are_the_same_name():
+    """T=1e-05 and T=1 are distinct stores (the name keeps the exponent); equal values may share."""
+    def edit(cfg):
+        cfg["detectors"]["grood_cold"] = {"method": "grood", "temperature": 1e-05}
+        cfg["detectors"]["grood_gnorm"] = {"method": "grood_gnorm", "temperature": 1.0}
+    assert problems(edit) == ""
+    spaces = {d: det.gradient_space for d, det in grood.config.gradient_detectors(
+        {**TINY, "detectors": {**TINY["detectors"], "cold": {"method": "grood", "temperature": 1e-05}}}).items()}
+    assert spaces == {"grood": "mixup_ood_T1", "cold": "mixup_ood_T1e-05"}
+
+
+def test_check_raises_one_error_listing_every_problem():
     cfg = copy.deepcopy(TINY)
-    edit(cfg)
+    cfg["detectors"]["bad"] = {"method": "nearest"}
+    cfg["benchmarks"]["tiny"]["id"] = "nowhere"
+    schema_validate(cfg, str(SCHEMA))
+    with pytest.raises(grood.config.ConfigError) as e:
+        grood.config.check(cfg)
+    assert str(e.value).startswith("invalid grood config:\n  - ")
+    assert "detectors.bad.method" in str(e.value) and "benchmarks.tiny.id" in str(e.value)
+
+
+@pytest.mark.slow
+def test_workflow_stops_at_validation_before_any_job(tmp_path):
+    """The wiring: a bad config (schema-valid, cross-field errors) fails while the Snakefile is read,
+    with every message, no job planned and nothing written."""
+    cfg = copy.deepcopy(TINY)
+    cfg["detectors"]["grood"]["prototype"] = "mixer"
+    cfg["benchmarks"]["tiny"]["ood"]["svhn_tiny"] = "far"
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(cfg))
-    proc = snakemake(tmp_path / "run", "--dry-run", configfile=configfile, timeout=120)
-    assert "prototypes" in proc.stdout and "ood_val" in proc.stdout
+    workdir = tmp_path / "run"
+    proc = snakemake(workdir, "--dry-run", configfile=configfile, check=False, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"config was accepted:\n{out[-3000:]}"
+    assert "invalid grood config" in out
+    assert "detectors.grood.prototype" in out and "benchmarks.tiny.ood.svhn_tiny" in out
+    assert "Job stats" not in out and "rule " not in out, f"jobs were planned:\n{out[-3000:]}"
+    written = [p for p in workdir.rglob("*") if ".snakemake" not in p.parts] if workdir.exists() else []
+    assert not written, written
 
 
 def test_existing_but_unreadable_user_data_fails_at_run_time_with_the_file(tmp_path):
@@ -139,9 +206,24 @@ def test_existing_but_unreadable_user_data_fails_at_run_time_with_the_file(tmp_p
 
     bad = tmp_path / "mine.npz"
     bad.write_bytes(b"not a zip")
+    assert problems(_set("datasets.mine", {"source": "npz", "path": str(bad)})) == ""
     with pytest.raises(DataError) as e:
         build_dataset("npz", {"path": str(bad)}, tmp_path)
     assert str(bad) in str(e.value) and "Fix:" in str(e.value)
     good = tmp_path / "ok.npz"
     np.savez(good, images=np.zeros((4, 28, 28), np.uint8))
     assert build_dataset("npz", {"path": str(good)}, tmp_path)["x_test"].shape[0] == 4
+
+
+def test_grood_config_is_torch_free():
+    """The Snakemake scheduler imports grood.config, grood.codeversion and grood.vocab for every
+    run (and instantiates every detector): none of them may pull in torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, grood.config, grood.codeversion, grood.vocab, grood.detectors;"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "False"
+

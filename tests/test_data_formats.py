@@ -346,7 +346,7 @@ def test_foreign_sets_reach_the_cifar_model_format(tmp_path):
 # --------------------------------------------------------------------------------- data card
 def test_datacard(tmp_path):
     from grood.data.card import roles, write_datacard
-    from grood.pipeline import prepare_dataset
+    from grood.pipeline import prepare_dataset_stage
 
     write_cifar10(tmp_path / "d", n_train=20, n_test=10)
     write_svhn(tmp_path / "d", n_train=5, n_test=10)
@@ -356,7 +356,7 @@ def test_datacard(tmp_path):
     npz = {}
     for name, spec in specs.items():
         npz[name] = tmp_path / f"{name}.npz"
-        prepare_dataset(name, spec, tmp_path / "raw", npz[name])
+        prepare_dataset_stage(name, spec, tmp_path / "raw", npz[name])
     benchmarks = {"b1": {"id": "c10", "ood": {"sv": "far", "noise": "far"}},
                   "b2": {"id": "sv", "ood": {"c10": "near"}}}
     assert roles(benchmarks, "noise")["noise"] == {"b1": "far", "b2": "ood_val"}

@@ -54,6 +54,7 @@ def test_sources_listed():
 
 
 # ----------------------------------------------------------------------------- real data sets
+@pytest.mark.slow  # builds a real dataset from the registry cache
 def test_mnist_exact_uint8():
     a = build("mnist")
     check_arrays(a, "mnist", {"train": (60000, 28, 28), "test": (10000, 28, 28)})
@@ -96,6 +97,7 @@ def test_sklearn_digits():
     assert x[:, :, :4].max() == 0 and x[:, :, 24:].max() == 0
 
 
+@pytest.mark.slow  # builds a real dataset from the registry cache
 def test_textures():
     a = build("textures", n=600, seed=3)
     check_arrays(a, "textures", {"test": (600, 28, 28)})
@@ -109,6 +111,7 @@ def test_textures():
     assert not np.array_equal(a["x_test"], c["x_test"])
 
 
+@pytest.mark.slow  # builds a real dataset from the registry cache
 def test_letters_fonts():
     a = build("letters_fonts")
     x, y = a["x_test"], a["y_test"]
@@ -123,6 +126,7 @@ def test_letters_fonts():
     assert (rows.sum(1) <= 20).all() and (cols.sum(1) <= 20).all()
 
 
+@pytest.mark.slow  # builds a real dataset from the registry cache
 def test_letters_n_subset_and_augment():
     full = build("letters_fonts")
     small = build_dataset("letters_fonts", {"n": 500, "seed": 1}, RAW)
@@ -162,6 +166,7 @@ def test_noise_colour_and_size():
 
 
 # ----------------------------------------------------------------------------- common params
+@pytest.mark.slow  # builds a real dataset from the registry cache
 def test_class_filter_open_set_split():
     full = build("mnist")
     a = build("mnist", classes=[0, 1, 2, 3, 4, 5])
@@ -242,6 +247,7 @@ def test_wheel_unavailable_message(tmp_path):
     assert str(tmp_path / "pypi" / missing.filename) in msg
 
 
+@pytest.mark.slow  # unpacks font packages
 def test_corrupt_cached_deb_is_refetched(tmp_path):
     pkg = "fonts-humor-sans"
     version, digest, count = pins.FONT_PACKAGES[pkg]
@@ -253,6 +259,7 @@ def test_corrupt_cached_deb_is_refetched(tmp_path):
     assert not bad.exists() or bad.read_bytes() != b"!<arch>\ngarbage"
 
 
+@pytest.mark.slow  # asks apt-get
 def test_unknown_deb_message(tmp_path):
     with pytest.raises(DataError) as e:
         fetch_debs(["grood-no-such-package"], tmp_path, _verify_fonts)

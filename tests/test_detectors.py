@@ -11,7 +11,6 @@ from sklearn.neighbors import NearestNeighbors
 
 from grood import prototypes as pr
 from grood.detectors import METHODS, make_detector
-from grood.detectors import grood_ablations
 from grood.detectors.base import softmax
 from grood.gradients import WRT, grood_gradients, ncp_softmax
 
@@ -117,8 +116,23 @@ def test_bad_values_are_named(method, params, match):
         make_detector(method, params)
 
 
-def test_ablation_choices_match_the_pipeline():
-    assert grood_ablations.WRT == WRT and grood_ablations.SOURCES == pr.SOURCES
+def test_gradient_store_detectors_share_one_vocabulary():
+    """GROOD and its ablations accept exactly grood.vocab's sources and wrt values, and name their
+    gradient store as the gradients stage does."""
+    from grood import vocab
+
+    for method in ("grood", "grood_proto_dist", "grood_gnorm"):
+        for source in vocab.PROTOTYPE_SOURCES:
+            for wrt in vocab.WRT:
+                det = make_detector(method, {"prototype": source, "wrt": wrt, "temperature": 0.5})
+                assert det.gradient_space == f"{source}_{wrt}_T0.5"
+        with pytest.raises(ValueError, match="prototype: unknown OOD-prototype source 'moon'"):
+            make_detector(method, {"prototype": "moon"})
+        with pytest.raises(ValueError, match="wrt: unknown gradient target 'weights'"):
+            make_detector(method, {"wrt": "weights"})
+        with pytest.raises(ValueError, match="temperature: must be > 0"):
+            make_detector(method, {"temperature": 0.0})
+    assert WRT is vocab.WRT
 
 
 def test_flags():
@@ -336,7 +350,7 @@ def net():
 
 def test_odin_with_no_perturbation_and_t1_is_msp(net):
     from grood.detectors.odin import odin_scores
-    from grood.features import forward_batches
+    from grood.forward import forward_batches
 
     model, images, spec = net
     logits = forward_batches(model, images, spec, torch.device("cpu"), batch_size=8)["logits"]
@@ -345,6 +359,7 @@ def test_odin_with_no_perturbation_and_t1_is_msp(net):
     np.testing.assert_array_equal(odin, msp)
 
 
+@pytest.mark.slow  # one autograd call per sample
 @pytest.mark.parametrize("scale_by_std", [True, False])
 @pytest.mark.parametrize("temperature", [1.0, 1000.0])
 def test_odin_equals_per_sample_autograd(net, scale_by_std, temperature):

@@ -76,6 +76,7 @@ def _tiny_training_set(n: int = 256):
     return x, y
 
 
+@pytest.mark.slow  # trains twice
 @pytest.mark.parametrize("arch,precision", [("lenet5", "fp32"), ("cnn_bn_gap", "bf16")])
 def test_training_is_reproducible_in_process(arch, precision):
     """Same seed and thread count → identical weights (fp32, and bf16 autocast on CPU); another
@@ -103,7 +104,7 @@ def test_features_do_not_depend_on_the_batch_size():
     """The same images give the same features whether they are pushed through in batches of 8 or 128
     (so a rerun with another ``features.batch_size`` reproduces the stores)."""
     from grood.device import set_threads
-    from grood.features import forward_batches
+    from grood.forward import forward_batches
     from grood.training import TrainConfig, train
 
     set_threads(2)

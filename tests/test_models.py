@@ -10,7 +10,8 @@ from grood.prototypes import mixup_features
 
 
 @pytest.mark.parametrize("arch,shape", [("lenet5", (5, 1, 28, 28)), ("lenet5", (2, 3, 32, 32)),
-                                        ("cnn_bn_gap", (5, 1, 28, 28)), ("resnet18", (2, 3, 32, 32))])
+                                        ("cnn_bn_gap", (5, 1, 28, 28)),
+                                        pytest.param("resnet18", (2, 3, 32, 32), marks=pytest.mark.slow)])
 def test_split_forward_is_exact(arch, shape):
     torch.manual_seed(0)
     model = build_model(arch, shape[1], 7, size=shape[-1]).eval()

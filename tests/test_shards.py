@@ -94,7 +94,7 @@ def _same_store(a, b):
         assert x[...].tobytes() == y[...].tobytes(), k  # byte-identical
 
 
-@pytest.mark.parametrize("shards", [3, 20])  # 20 > 12 full batches of 16: some shards are empty
+@pytest.mark.parametrize("shards", [3, pytest.param(20, marks=pytest.mark.slow)])  # 20 > 12 batches: empty shards
 def test_merge_features_equals_unsharded(lenet_files, tmp_path, shards):
     d = lenet_files
     whole = tmp_path / "whole.zarr"
@@ -158,12 +158,12 @@ def test_merge_scores(tmp_path):
     assert not (tmp_path / "t.npy").exists()
 
 
-@pytest.mark.parametrize("method,params", [("odin", {"batch_size": 8}), ("msp", {}), ("knn", {"k": 5}),
-                                           ("mahalanobis", {})])
+@pytest.mark.parametrize("method,params", [pytest.param("odin", {"batch_size": 8}, marks=pytest.mark.slow),
+                                           ("msp", {}), ("knn", {"k": 5}), ("mahalanobis", {})])
 def test_score_shards_merge_equals_unsharded(lenet_files, tmp_path, method, params):
     """ODIN runs the network (shards align to its batch size); MSP, kNN (faiss) and Mahalanobis
     (BLAS) read the feature store: row-wise, equal bytes for shards of whole batches."""
-    from grood.pipeline import fit_detector_stage, score_shard_stage, score_stage
+    from grood.pipeline import fit_detector_stage, score_stage
 
     d = lenet_files
     _features(d, tmp_path / "f.zarr")
@@ -172,7 +172,7 @@ def test_score_shards_merge_equals_unsharded(lenet_files, tmp_path, method, para
     stores = [tmp_path / "f.zarr"]
     score_stage(tmp_path / "det.pkl", stores, tmp_path / "whole.npy", **kw)
     files = [tmp_path / f"{i}.npz" for i in range(3)]
-    ranges = [score_shard_stage(tmp_path / "det.pkl", stores, f, i, 3, align=16, **kw)
+    ranges = [score_stage(tmp_path / "det.pkl", stores, f, shard=(i, 3), align=16, **kw)
               for i, f in enumerate(files)]
     assert ranges == row_ranges(203, 3, 8 if method == "odin" else 16)
     merge_npz_rows(files, tmp_path / "merged.npy")
@@ -185,6 +185,7 @@ def test_score_shards_merge_equals_unsharded(lenet_files, tmp_path, method, para
 SHARDS = "shards={features: 3, score: 2}"
 
 
+@pytest.mark.slow
 def test_dry_run_shows_shard_jobs(tmp_path):
     out = snakemake(tmp_path, "-n", "--config", f"raw_dir={RAW_CACHE}", SHARDS).stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
@@ -199,6 +200,7 @@ def test_dry_run_shows_shard_jobs(tmp_path):
     assert "features_gather" not in plain and "score_gather" not in plain and "shards/" not in plain
 
 
+@pytest.mark.slow
 def test_sharded_workflow_matches_unsharded(tiny_run, tmp_path):
     """The tiny run's model and data, re-run from features on with shards: identical arrays."""
     run = tmp_path / "run"

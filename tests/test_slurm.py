@@ -26,6 +26,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
 
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]  # needs a running SLURM; starts snakemake
+
 
 @functools.lru_cache(maxsize=None)
 def _slurm_skip_reason() -> str | None:

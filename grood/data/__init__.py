@@ -10,6 +10,7 @@ their parameters), ``build`` (:func:`build_dataset`).
 """
 from .build import build_dataset
 from .errors import DataError
-from .sources import REGISTRY, SOURCES
+from .sources import REGISTRY, SOURCES, check_spec, required_params, same_images
 
-__all__ = ["build_dataset", "SOURCES", "REGISTRY", "DataError"]
+__all__ = ["build_dataset", "SOURCES", "REGISTRY", "DataError", "check_spec", "required_params",
+           "same_images"]

@@ -7,6 +7,7 @@ applies the common ``classes`` / ``max_train`` / ``max_test`` and completes ``me
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -453,3 +454,38 @@ def resolve_params(source: str, params: dict | None) -> dict:
     if spec.check is not None:
         spec.check(p, source)
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# checks of a config's dataset specs (grood.config)
+# --------------------------------------------------------------------------------------------
+def required_params(source: str) -> list[str]:
+    """The parameters ``source`` has no default for (a config must give them)."""
+    return [k for k, v in REGISTRY[source].params.items() if v is _REQUIRED]
+
+
+def check_spec(spec: dict, where: str) -> tuple[dict | None, list[str]]:
+    """``(resolved params, problems)`` of one dataset spec ``{source, params...}``; each problem
+    names the config key (``where``, e.g. ``datasets.mine``) and the fix."""
+    source = spec.get("source")
+    if source not in REGISTRY:
+        return None, [f"{where}.source: unknown source {source!r}; choose one of {sorted(REGISTRY)}"]
+    params = {k: v for k, v in spec.items() if k != "source"}
+    try:
+        return resolve_params(source, params), []
+    except DataError as e:
+        missing = [k for k in required_params(source) if k not in params]
+        fix = f" Fix: add `{missing[0]}: ...` under {where}" if missing else ""
+        return None, [f"{where}: {str(e).rstrip('.')}.{fix}"]
+
+
+def same_images(source_a: str, params_a: dict, source_b: str, params_b: dict) -> bool:
+    """Whether two datasets (resolved params) can share images: the same source and, for on-disk
+    sources, the same path; noise only when kind, seed, size and channels all agree."""
+    if source_a != source_b:
+        return False
+    if source_a == "noise":
+        return all(params_a[k] == params_b[k] for k in ("kind", "seed", "size", "channels"))
+    if "path" in params_a:
+        return os.path.realpath(str(params_a["path"])) == os.path.realpath(str(params_b["path"]))
+    return True

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from grood.detectors.base import Detector
 from grood.detectors.exgrad import ExGradConfidence, ExGradFro, ExGradL1, FeatureNorm, OutputConfidence
-from grood.detectors.features import KNN, Mahalanobis
+from grood.detectors.feature_space import KNN, Mahalanobis
 from grood.detectors.gradnorm import GradNorm
-from grood.detectors.grood import GROOD
+from grood.detectors.grood import GROOD, GradientStoreDetector
 from grood.detectors.grood_ablations import GROODGradNorm, GROODProtoDist
 from grood.detectors.logits import MSP, Energy, MaxLogit
 from grood.detectors.odin import ODIN
+from grood.vocab import GRADIENT_SPACE_PARAMS, gradient_space_problems
 
 METHODS: dict[str, type[Detector]] = {
     "msp": MSP,
@@ -44,4 +45,46 @@ def make_detector(method: str, params: dict | None = None) -> Detector:
         raise ValueError(f"detector {method!r}: bad parameters {params} ({e})") from e
 
 
-__all__ = ["Detector", "METHODS", "make_detector"]
+#: what a config value must be, by the type of the parameter's default
+_KINDS = (
+    (bool, lambda v: isinstance(v, bool), "true or false"),
+    (int, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    (float, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    (str, lambda v: isinstance(v, str), "a string"),
+)
+
+
+def check_detector(method: str, params: dict, where: str) -> list[str]:
+    """What is wrong with a detector's config ``{method, params...}``, each message naming the key
+    (``where``, e.g. ``detectors.grood``) and the fix; empty when :func:`make_detector` would
+    build it.  Parameters are typed by the constructor's defaults."""
+    if method not in METHODS:
+        return [f"{where}.method: unknown method {method!r}; choose one of {sorted(METHODS)}"]
+    defaults = METHODS[method].param_defaults()
+    problems = []
+    for key, value in params.items():
+        if key not in defaults:
+            fix = f"remove it or use one of {sorted(defaults)}" if defaults else "it takes no params: remove it"
+            problems.append(f"{where}.{key}: unknown param for method {method!r}; {fix}")
+            continue
+        default = defaults[key]
+        for kind, ok, words in _KINDS:
+            if isinstance(default, kind):
+                if not ok(value):
+                    problems.append(f"{where}.{key}: must be {words} (default {default!r}), got {value!r}")
+                break
+    if problems:
+        return problems
+    if issubclass(METHODS[method], GradientStoreDetector):
+        chosen = {**defaults, **params}
+        space = gradient_space_problems(*(chosen[k] for k in GRADIENT_SPACE_PARAMS))
+        if space:
+            return [f"{where}.{key}: {problem}" for key, problem in space.items()]
+    try:
+        make_detector(method, params)
+    except ValueError as e:
+        return [f"{where}: {e}"]
+    return []
+
+
+__all__ = ["Detector", "GradientStoreDetector", "METHODS", "check_detector", "make_detector"]

@@ -31,11 +31,17 @@ class Detector(abc.ABC):
     def score(self, **arrays: np.ndarray) -> np.ndarray:
         """Per-sample scores, higher = more in-distribution."""
 
-    def get_params(self) -> dict:
-        sig = inspect.signature(type(self).__init__)
+    @classmethod
+    def param_defaults(cls) -> dict:
+        """The hyper-parameters the constructor takes, with their defaults (scikit-learn style)."""
+        if cls.__init__ is object.__init__:
+            return {}
         kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        return {p.name: getattr(self, p.name) for p in sig.parameters.values()
+        return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
                 if p.name != "self" and p.kind in kinds}
+
+    def get_params(self) -> dict:
+        return {name: getattr(self, name) for name in self.param_defaults()}
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

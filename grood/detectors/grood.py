@@ -14,11 +14,25 @@ import numpy as np
 from grood import index as faiss_index
 from grood.chunks import check_rows, iter_blocks
 from grood.detectors.base import Detector
+from grood.vocab import check_gradient_space, gradient_space
 
 log = logging.getLogger(__name__)
 
 
-class GROOD(Detector):
+class GradientStoreDetector(Detector):
+    """A detector over a gradient store: ``prototype`` / ``wrt`` / ``temperature`` choose which one
+    (:func:`grood.vocab.gradient_space`) the pipeline feeds in."""
+
+    def __init__(self, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0):
+        check_gradient_space(prototype, wrt, temperature)
+        self.prototype, self.wrt, self.temperature = prototype, wrt, float(temperature)
+
+    @property
+    def gradient_space(self) -> str:
+        return gradient_space(self.prototype, self.wrt, self.temperature)
+
+
+class GROOD(GradientStoreDetector):
     """Fitting and scoring stream their arrays (numpy or Zarr) block by block: the gradients of a
     million training images are never held whole; only the index is (``ivf_pq`` compresses it)."""
 
@@ -28,12 +42,11 @@ class GROOD(Detector):
     def __init__(self, k: int = 1, index: str = "flat", metric: str = "l2", nlist: int = 1024,
                  nprobe: int = 4, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0,
                  m: int = 16, nbits: int = 8, train_size: int | None = None, seed: int = 0):
-        # prototype / wrt / temperature choose which gradient store the pipeline feeds in
+        super().__init__(prototype, wrt, temperature)
         if int(k) < 1:
             raise ValueError(f"grood k must be ≥ 1, got {k}")
         self.k, self.index, self.metric = int(k), index, metric
         self.nlist, self.nprobe = int(nlist), int(nprobe)
-        self.prototype, self.wrt, self.temperature = prototype, wrt, float(temperature)
         self.m, self.nbits, self.train_size, self.seed = int(m), int(nbits), train_size, int(seed)
         self.index_spec  # noqa: B018  (builds the spec: bad index parameters fail now, not after a fit)
 

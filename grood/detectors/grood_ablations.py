@@ -10,26 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from grood.detectors.base import Detector, check_finite
-
-# grood.gradients.WRT and grood.prototypes.SOURCES (a test keeps them equal): importing those modules
-# would pull torch into the Snakemake scheduler, which instantiates every detector to check the config
-WRT = ("ood", "pred", "all")
-SOURCES = ("mixup", "noise", "proto_mean", "ood_val")
+from grood.detectors.base import check_finite
+from grood.detectors.grood import GradientStoreDetector
 
 
-class _GradientStoreDetector(Detector):
-    def __init__(self, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0):
-        if prototype not in SOURCES:
-            raise ValueError(f"prototype must be one of {SOURCES}, got {prototype!r}")
-        if wrt not in WRT:
-            raise ValueError(f"wrt must be one of {WRT}, got {wrt!r}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.prototype, self.wrt, self.temperature = prototype, wrt, float(temperature)
-
-
-class GROODProtoDist(_GradientStoreDetector):
+class GROODProtoDist(GradientStoreDetector):
     """``S = ‖h − p_ood‖₂``: distance to the OOD prototype only, no gradients, no index.
 
     ``p_ood`` stands for "what OOD looks like", so the farther from it, the more ID: the sign is
@@ -45,7 +30,7 @@ class GROODProtoDist(_GradientStoreDetector):
         return np.asarray(check_finite("GROOD proto_dist", proto_dist), dtype=np.float64).ravel()
 
 
-class GROODGradNorm(_GradientStoreDetector):
+class GROODGradNorm(GradientStoreDetector):
     """``S = −‖g‖₁``: the NCP-gradient magnitude without the kNN.
 
     For ``wrt: ood`` ``‖g‖₁ = π_ood·‖(h − p_ood)/‖h − p_ood‖‖₁`` grows with the OOD-prototype

@@ -39,7 +39,7 @@ def odin_scores(model: "torch.nn.Module", images_uint8: np.ndarray, spec, device
     import torch
 
     from grood.device import fp32_forward
-    from grood.features import batches
+    from grood.forward import batches
 
     model.eval()
     device = torch.device(device)

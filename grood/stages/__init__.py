@@ -1,6 +1,13 @@
-"""The pipeline's stages, one module each: what each Snakemake rule runs, callable from Python.
+"""The pipeline's stages, one module per Snakemake rule and named like it: what the rule runs,
+callable from Python (``from grood.stages.train import train_stage``).
 
 Each stage reads its inputs, calls the science in the other grood modules and writes its outputs
-atomically with provenance. Workflow scripts only unpack ``snakemake`` objects and call these.
-A rule's ``code`` param hashes its stage module, so editing one stage re-runs that stage only.
+atomically with provenance; the rule's script (``workflow/scripts/<rule>.py``) only unpacks the
+``snakemake`` object and calls it.  A rule's ``code`` param is the digest of the files its stage
+module reaches (:mod:`grood.codeversion`), so editing a module re-runs exactly the stages that
+import it, directly or not.  Job logging, shared by every script, is here.
 """
+
+from grood.stages.io import setup_logging
+
+__all__ = ["setup_logging"]

@@ -26,7 +26,7 @@ def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_
     import torch
 
     from grood.device import select_device, set_threads
-    from grood.features import encode_known_labels, forward_batches
+    from grood.forward import encode_known_labels, forward_batches
     from grood.preprocess import InputSpec
     from grood.training import load_checkpoint
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from grood.stages.io import load_split
 from grood.storage import provenance, read_zarr, save_npz, sha256_file
+from grood.vocab import OOD_DATA_SOURCES, PROTOTYPE_SOURCES
 
 log = logging.getLogger("grood")
 
@@ -17,12 +18,12 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
     """Class prototypes ``P``, early prototypes ``Q`` and the OOD prototype ``p_ood`` from ``source``."""
     from grood import prototypes as pr
     from grood.device import select_device, set_threads
-    from grood.features import forward_batches
+    from grood.forward import forward_batches
     from grood.preprocess import InputSpec
     from grood.training import load_checkpoint
 
-    if source not in pr.SOURCES:
-        raise ValueError(f"unknown OOD-prototype source {source!r}; choose one of {pr.SOURCES}")
+    if source not in PROTOTYPE_SOURCES:
+        raise ValueError(f"unknown OOD-prototype source {source!r}; choose one of {list(PROTOTYPE_SOURCES)}")
     set_threads(threads)
     dev = select_device(device)
     model, meta = load_checkpoint(model_pt, dev)
@@ -31,7 +32,7 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
     feats, _ = read_zarr(train_features_zarr, ["features", "labels"])
     P = pr.class_means(feats["features"], feats["labels"], num_classes)
     arrays = {"P": P.astype(np.float32)}
-    info: dict = {"source": source, "uses_ood_data": source == "ood_val"}
+    info: dict = {"source": source, "uses_ood_data": source in OOD_DATA_SOURCES}
     if source == "mixup":
         layer = params["layer"]
         x_train, _ = load_split(data_npz, "train")

@@ -17,7 +17,7 @@ def train_stage(data_npz, model_out, summary_out, train_cfg: dict, seed: int, de
     import torch
 
     from grood.device import select_device, set_threads
-    from grood.features import encode_known_labels, forward_batches
+    from grood.forward import encode_known_labels, forward_batches
     from grood.training import TrainConfig, save_checkpoint, train
 
     set_threads(threads)

@@ -1,11 +1,17 @@
-# Everything that is not a rule: config validation, names, paths and input functions.
+# Everything that is not a rule: config validation, names, paths, input functions, code digests.
 import hashlib
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
 
+import grood.config
+from grood.codeversion import code_digest
+from grood.vocab import GRADIENT_STORE_ARRAYS, OOD_DATA_SOURCES, PROTOTYPE_KEYS, PROTOTYPE_SOURCES
+
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+grood.config.check(config)  # every cross-field problem at once, each naming the key and the fix
 
 R = config["results_dir"]
 RES = config["resources_dir"]
@@ -16,146 +22,21 @@ DETECTORS = config["detectors"]
 SEEDS = config["seeds"]
 
 
-def _check_config():
-    """Cross-field checks the schema cannot express; each error names the key and the fix."""
-    import inspect
-
-    from grood.data import SOURCES as DATA_SOURCES
-    from grood.data import DataError
-    from grood.data import sources as data_sources
-    from grood.data.sources import resolve_params
-    from grood.detectors import METHODS
-
-    def _same_images(a, b, resolved):
-        """Whether datasets ``a`` and ``b`` can share test images: the same source and, for on-disk
-        sources, the same path; noise only when kind, seed, size and channels all agree."""
-        import os
-
-        sa, sb = DATASETS[a]["source"], DATASETS[b]["source"]
-        if sa != sb or a not in resolved or b not in resolved:
-            return False
-        pa, pb = resolved[a], resolved[b]
-        if sa == "noise":
-            return all(pa[k] == pb[k] for k in ("kind", "seed", "size", "channels"))
-        if "path" in pa:
-            return os.path.realpath(str(pa["path"])) == os.path.realpath(str(pb["path"]))
-        return True
-
-    errors = []
-    resolved = {}  # dataset name -> its resolved source params (for the overlap check below)
-    for name, spec in DATASETS.items():
-        if spec["source"] not in DATA_SOURCES:
-            errors.append(f"datasets.{name}.source: unknown source {spec['source']!r}; "
-                          f"choose one of {sorted(DATA_SOURCES)}")
-            continue
-        params = {k: v for k, v in spec.items() if k != "source"}
-        try:
-            resolved[name] = resolve_params(spec["source"], params)
-        except DataError as e:
-            required = getattr(data_sources, "_REQUIRED", None)
-            missing = [k for k, v in data_sources.REGISTRY[spec["source"]].params.items()
-                       if v is required and k not in params]
-            fix = (f" Fix: add `{missing[0]}: ...` under datasets.{name}" if missing else "")
-            errors.append(f"datasets.{name}: {str(e).rstrip('.')}.{fix}")
-    for b, spec in BENCH.items():
-        if spec["id"] not in DATASETS:
-            errors.append(f"benchmarks.{b}.id: {spec['id']!r} is not a dataset; add it under datasets:")
-        elif DATASETS[spec["id"]]["source"] in data_sources.REGISTRY and \
-                not data_sources.REGISTRY[DATASETS[spec["id"]]["source"]].labelled:
-            errors.append(f"benchmarks.{b}.id: {spec['id']!r} (source {DATASETS[spec['id']]['source']!r}) "
-                          f"has no labels, so no network can be trained on it; choose a labelled "
-                          f"dataset with a train split as the ID set")
-        for ood in spec["ood"]:
-            if ood not in DATASETS:
-                errors.append(f"benchmarks.{b}.ood.{ood}: not a dataset; add it under datasets:")
-            if ood == spec["id"]:
-                errors.append(f"benchmarks.{b}.ood.{ood}: the ID dataset cannot also be an OOD set")
-    # the values the prototypes/gradients wildcards accept (grood.prototypes.SOURCES,
-    # grood.gradients.WRT; not imported here: they pull in torch)
-    proto_sources, wrt_values = ("mixup", "noise", "proto_mean", "ood_val"), ("ood", "pred", "all")
-    ood_val = config["prototypes"]["ood_val_dataset"]
-    for d, spec in DETECTORS.items():
-        if spec["method"] not in METHODS:
-            errors.append(f"detectors.{d}.method: unknown method {spec['method']!r}; "
-                          f"choose one of {sorted(METHODS)}")
-            continue
-        init = METHODS[spec["method"]].__init__
-        sig = {} if init is object.__init__ else inspect.signature(init).parameters
-        allowed = {k: p.default for k, p in sig.items() if k != "self"
-                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        bad = False
-        for k, v in detector_params(d).items():
-            if k not in allowed:
-                if not any(p.kind == p.VAR_KEYWORD for p in sig.values()):
-                    choose = (f"remove it or use one of {sorted(allowed)}" if allowed
-                              else "it takes no params: remove it")
-                    errors.append(f"detectors.{d}.{k}: unknown param for method {spec['method']!r}; {choose}")
-                    bad = True
-                continue
-            default = allowed[k]
-            if isinstance(default, bool):
-                ok, kind = isinstance(v, bool), "true or false"
-            elif isinstance(default, int):
-                ok, kind = isinstance(v, int) and not isinstance(v, bool), "an integer"
-            elif isinstance(default, float):
-                ok, kind = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
-            elif isinstance(default, str):
-                ok, kind = isinstance(v, str), "a string"
-            else:
-                ok, kind = True, ""
-            if not ok:
-                errors.append(f"detectors.{d}.{k}: must be {kind} (default {default!r}), got {v!r}")
-                bad = True
-        if bad:
-            continue
-        try:
-            obj = detector_object(d)
-        except ValueError as e:
-            errors.append(f"detectors.{d}: {e}")
-            continue
-        p = obj.get_params()
-        if "prototype" in p and p["prototype"] not in proto_sources:
-            errors.append(f"detectors.{d}.prototype: unknown OOD-prototype source {p['prototype']!r}; "
-                          f"choose one of {list(proto_sources)}")
-        if "wrt" in p and p["wrt"] not in wrt_values:
-            errors.append(f"detectors.{d}.wrt: {p['wrt']!r} is not one of {list(wrt_values)}")
-        if "temperature" in p and not float(p["temperature"]) > 0:
-            errors.append(f"detectors.{d}.temperature: must be > 0, got {p['temperature']!r}")
-        if p.get("prototype") == "ood_val" and ood_val is None:
-            errors.append(f"detectors.{d}.prototype: 'ood_val' needs OOD validation images; set "
-                          f"prototypes.ood_val_dataset to a dataset that no benchmark tests on")
-    if ood_val is not None and ood_val not in DATASETS:
-        errors.append(f"prototypes.ood_val_dataset: {ood_val!r} is not a dataset; add it under datasets:")
-    elif ood_val is not None:
-        # the OOD-validation images must not be (or share images with) any set a benchmark tests on
-        for b, spec in BENCH.items():
-            for role, other in [("ID", spec["id"]), *(("OOD test", o) for o in spec["ood"])]:
-                if other not in DATASETS:
-                    continue
-                if other == ood_val:
-                    why = "is"
-                elif _same_images(ood_val, other, resolved):
-                    why = (f"takes its images from the same data (source "
-                           f"{DATASETS[ood_val]['source']!r}) as {other!r},")
-                else:
-                    continue
-                errors.append(f"prototypes.ood_val_dataset: {ood_val!r} {why} an {role} set "
-                              f"of benchmarks.{b}: the OOD prototype would be built from images the "
-                              f"benchmark evaluates on. Fix: choose an OOD-validation dataset "
-                              f"that no benchmark uses (another source, path or noise seed)")
-    if errors:
-        raise ValueError("invalid grood config:\n  - " + "\n  - ".join(errors))
+def stage_code(rule):
+    """The rule's ``code`` param: a digest of every grood file its stage module
+    (grood/stages/<rule>.py) reaches through imports, read from the source — editing any of them
+    re-runs the rule (params trigger) and what reads its outputs."""
+    return code_digest(f"grood.stages.{rule}", workflow.basedir)
 
 
 def detector_object(name):
     from grood.detectors import make_detector
 
-    spec = DETECTORS[name]
-    return make_detector(spec["method"], detector_params(name))
+    return make_detector(DETECTORS[name]["method"], detector_params(name))
 
 
 def detector_params(name):
-    return canonical({k: v for k, v in DETECTORS[name].items() if k != "method"})
+    return canonical(grood.config.detector_params(DETECTORS[name]))
 
 
 def canonical(obj):
@@ -202,14 +83,6 @@ def train_params(bench):
     return canonical(BENCH[bench]["train"])
 
 
-PROTOTYPE_KEYS = {
-    "mixup": ("layer", "lam", "n_mix"),
-    "noise": ("noise_n", "noise_keep"),
-    "proto_mean": (),
-    "ood_val": ("n_mix", "ood_val_dataset"),
-}
-
-
 def prototype_params(source):
     """Only the prototype settings ``source`` uses: changing the mix-up λ leaves the noise prototype."""
     return {k: config["prototypes"][k] for k in sorted(PROTOTYPE_KEYS[source])}
@@ -220,18 +93,28 @@ def benchmark_roles():
     return canonical({b: {"id": spec["id"], "ood": spec["ood"]} for b, spec in BENCH.items()})
 
 
-_check_config()
+#: gradient store name (grood.vocab.gradient_space) → the values that build it, for every
+#: gradient detector: the gradients rule looks its params up here, never parses the name
+GRADIENT_SPACES = {
+    det.gradient_space: {"source": det.prototype, "wrt": det.wrt, "temperature": det.temperature}
+    for det in grood.config.gradient_detectors(config).values()
+}
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly ``names`` (regex-escaped); nothing when there are none."""
+    return "|".join(re.escape(str(n)) for n in names) or "(?!)"
 
 
 wildcard_constraints:
-    bench="|".join(BENCH),
-    dataset="|".join(DATASETS),
-    detector="|".join(DETECTORS),
+    bench=one_of(BENCH),
+    dataset=one_of(DATASETS),
+    detector=one_of(DETECTORS),
     seed=r"\d+",
-    part="|".join(["train", "test", *DATASETS]),
-    source="mixup|noise|proto_mean|ood_val",
-    wrt="ood|pred|all",
-    temp=r"[0-9.]+",
+    part=one_of(["train", "test", *DATASETS]),
+    source=one_of(PROTOTYPE_SOURCES),
+    space=one_of(GRADIENT_SPACES),
+    shard=r"\d+",
 
 
 def local_gpu_visible():
@@ -256,17 +139,19 @@ def job_gpus(wc=None):
     return 1 if (not workflow.local_exec or local_gpu_visible()) else 0
 
 
-def code_version(*modules):
-    """Digest of the grood modules a stage runs: editing them re-runs that stage (params trigger)."""
-    h = hashlib.sha256()
-    root = Path(workflow.basedir) / "grood"
-    for m in modules:
-        path = root / m
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            h.update(f.relative_to(root).as_posix().encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+def shard_count(stage):
+    """How many row shards ``stage`` (features, score) splits a part into; 1: not sharded."""
+    return int(config["shards"][stage])  # a digit string from --config too
+
+
+def per_shard(stem, ext, count):
+    """A part's log or benchmark path ``<stem><ext>``; a shard's, ``<stem>/{shard}-of-<count><ext>``."""
+    return f"{stem}/{{shard}}-of-{count}{ext}" if count > 1 else f"{stem}{ext}"
+
+
+def shard_param(count):
+    """A rule's ``shard`` param: ``[i, N]`` from the {shard} wildcard, or None when not sharded."""
+    return (lambda wc: [int(wc.shard), count]) if count > 1 else None
 
 
 # --------------------------------------------------------------------------------------- paths
@@ -289,13 +174,17 @@ def part_split(part):
 
 
 def gradient_space(detector):
-    """Where a gradient detector's gradients live: <prototype source>_<wrt>_T<temperature>."""
-    p = detector_object(detector).get_params()
-    return f"{p['prototype']}_{p['wrt']}_T{float(p['temperature']):g}"
+    """Where a gradient detector's gradients live (grood.vocab.gradient_space)."""
+    return detector_object(detector).gradient_space
+
+
+def gradient_space_param(key):
+    """A gradients rule param (source, wrt, temperature) of the {space} wildcard's gradient space."""
+    return lambda wc: GRADIENT_SPACES[wc.space][key]
 
 
 def ood_val_input(wc):
-    if wc.source != "ood_val":
+    if "ood_val_dataset" not in PROTOTYPE_KEYS[wc.source]:
         return []
     name = config["prototypes"]["ood_val_dataset"]
     if name is None:
@@ -329,8 +218,7 @@ def score_layout(bench):
 def ncp_inputs(bench):
     """Per seed, the ID test features and the class prototypes of the first GROOD-family detector
     (for GROOD's nearest-prototype accuracy); nothing when the benchmark runs no GROOD detector."""
-    sources = [detector_object(d).get_params()["prototype"] for d in DETECTORS
-               if "prototype" in detector_object(d).get_params()]
+    sources = [det.prototype for det in grood.config.gradient_detectors(config).values()]
     if not sources:
         return {}
     return {seed: [f"{run_dir(bench, seed)}/features/test.zarr",
@@ -341,10 +229,9 @@ def detector_flags():
     flags = {}
     for d in DETECTORS:
         obj = detector_object(d)
-        p = obj.get_params()
         flags[d] = {
             "reconstruction": bool(obj.reconstruction),
-            "uses_ood_data": bool(obj.uses_ood_data or p.get("prototype") == "ood_val"),
+            "uses_ood_data": bool(obj.uses_ood_data or getattr(obj, "prototype", None) in OOD_DATA_SOURCES),
         }
     return flags
 
@@ -373,9 +260,6 @@ def print_results_summary():
 
 
 # ------------------------------------------------------------------ detector inputs (per stage)
-
-GRADIENT_STORE_ARRAYS = ("gradients", "proto_dist", "pi_ood")
-
 
 def detector_array_stores(wc, part, names):
     """The Zarr stores holding the arrays ``names`` for one part: the feature store for features,

@@ -13,7 +13,7 @@ rule datacard:
         names=datacard_datasets(),
         benchmarks=benchmark_roles(),
         ood_val=config["prototypes"]["ood_val_dataset"],
-        code=code_version("data/card.py"),
+        code=stage_code("datacard"),
     localrule: True
     log:
         f"{R}/logs/datacard.log",

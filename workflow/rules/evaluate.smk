@@ -13,7 +13,7 @@ rule evaluate:
         ncp_seeds=lambda wc: list(ncp_inputs(wc.bench)),
         groups=lambda wc: BENCH[wc.bench]["ood"],
         flags=detector_flags(),
-        code=code_version("metrics.py", "results.py", "plots.py", "prototypes.py", "stages/evaluate.py"),
+        code=stage_code("evaluate"),
     log:
         f"{R}/logs/{{bench}}/evaluate.log",
     conda:

@@ -9,7 +9,7 @@ rule prototypes:
     params:
         prototypes=lambda wc: prototype_params(wc.source),
         device=config["device"],
-        code=code_version("prototypes.py", "models.py", "stages/prototypes.py", "stages/io.py"),
+        code=stage_code("prototypes"),
     threads: config["threads"]
     resources:
         gpu=job_gpus,

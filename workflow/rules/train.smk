@@ -7,7 +7,7 @@ rule train:
     params:
         train=lambda wc: train_params(wc.bench),
         device=config["device"],
-        code=code_version("models.py", "training.py", "preprocess.py", "stages/train.py", "stages/io.py"),
+        code=stage_code("train"),
     threads: config["threads"]
     resources:
         gpu=job_gpus,

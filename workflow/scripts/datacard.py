@@ -1,7 +1,7 @@
-from grood.data.card import write_datacard
-from grood.pipeline import setup_logging
+from grood.stages import setup_logging
+from grood.stages.datacard import datacard_stage
 
 setup_logging(snakemake.log[0])
-write_datacard(dict(zip(snakemake.params.names, snakemake.input.data)), snakemake.params.benchmarks,
+datacard_stage(dict(zip(snakemake.params.names, snakemake.input.data)), snakemake.params.benchmarks,
                snakemake.output.md, snakemake.output.csv, snakemake.output.png,
                ood_val=snakemake.params.ood_val)

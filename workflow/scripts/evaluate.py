@@ -1,4 +1,5 @@
-from grood.pipeline import evaluate_stage, setup_logging
+from grood.stages import setup_logging
+from grood.stages.evaluate import evaluate_stage
 
 setup_logging(snakemake.log[0])
 evaluate_stage(snakemake.wildcards.bench, list(snakemake.params.layout),

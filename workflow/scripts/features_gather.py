@@ -1,5 +1,5 @@
-from grood.pipeline import setup_logging
-from grood.shards import merge_zarr
+from grood.stages import setup_logging
+from grood.stages.features_gather import features_gather_stage
 
 setup_logging(snakemake.log[0])
-merge_zarr(list(snakemake.input.shards), snakemake.output.zarr, snakemake.params.chunk_rows)
+features_gather_stage(list(snakemake.input.shards), snakemake.output.zarr, snakemake.params.chunk_rows)

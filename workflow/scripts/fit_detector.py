@@ -1,4 +1,5 @@
-from grood.pipeline import fit_detector_stage, setup_logging
+from grood.stages import setup_logging
+from grood.stages.fit_detector import fit_detector_stage
 
 setup_logging(snakemake.log[0])
 fit_detector_stage(snakemake.params.method, dict(snakemake.params.params), list(snakemake.input.stores),

@@ -1,5 +1,6 @@
-from grood.pipeline import gradients_stage, setup_logging
+from grood.stages import setup_logging
+from grood.stages.gradients import gradients_stage
 
 setup_logging(snakemake.log[0])
-gradients_stage(snakemake.input.features, snakemake.input.prototypes, snakemake.wildcards.wrt,
-                float(snakemake.wildcards.temp), snakemake.output.zarr, snakemake.params.batch_size)
+gradients_stage(snakemake.input.features, snakemake.input.prototypes, snakemake.params.wrt,
+                snakemake.params.temperature, snakemake.output.zarr, snakemake.params.batch_size)

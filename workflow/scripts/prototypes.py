@@ -1,4 +1,5 @@
-from grood.pipeline import prototypes_stage, setup_logging
+from grood.stages import setup_logging
+from grood.stages.prototypes import prototypes_stage
 
 setup_logging(snakemake.log[0])
 prototypes_stage(snakemake.input.model, snakemake.input.data, snakemake.input.train_features,

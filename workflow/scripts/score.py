@@ -1,10 +1,12 @@
-from grood.pipeline import score_stage, setup_logging
+from grood.stages import setup_logging
+from grood.stages.score import score_stage
 
 setup_logging(snakemake.log[0])
 # detectors that run the network at scoring time (ODIN) get the checkpoint and the part's dataset
 network = {}
 if snakemake.input.model:
     network = {"model_pt": snakemake.input.model[0], "data_npz": snakemake.input.data[0]}
-score_stage(snakemake.input.detector, list(snakemake.input.stores), snakemake.output.npy,
+shard = snakemake.params.shard  # [i, N] when shards.score > 1, else None
+score_stage(snakemake.input.detector, list(snakemake.input.stores), snakemake.output.scores,
             split=snakemake.params.split, device=snakemake.params.device, threads=snakemake.threads,
-            **network)
+            shard=tuple(shard) if shard else None, align=snakemake.params.align or 1, **network)

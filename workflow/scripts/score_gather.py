@@ -1,9 +1,5 @@
-import logging
-
-from grood.pipeline import setup_logging
-from grood.shards import merge_npz_rows
+from grood.stages import setup_logging
+from grood.stages.score_gather import score_gather_stage
 
 setup_logging(snakemake.log[0])
-# an .npy has no attrs: the merge's provenance (which shards, which rows) goes to the job's log
-info = merge_npz_rows(list(snakemake.input.shards), snakemake.output.npy)
-logging.getLogger("grood").info("provenance: %s", info)
+score_gather_stage(list(snakemake.input.shards), snakemake.output.npy)

@@ -1,4 +1,5 @@
-from grood.pipeline import setup_logging, train_stage
+from grood.stages import setup_logging
+from grood.stages.train import train_stage
 
 setup_logging(snakemake.log[0])
 train_stage(snakemake.input.data, snakemake.output.model, snakemake.output.summary,

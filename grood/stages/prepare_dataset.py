@@ -10,7 +10,7 @@ from grood.storage import provenance, save_npz
 log = logging.getLogger("grood")
 
 
-def prepare_dataset(name: str, spec: dict, raw_dir: str | Path, out_npz: str | Path) -> None:
+def prepare_dataset_stage(name: str, spec: dict, raw_dir: str | Path, out_npz: str | Path) -> None:
     """Fetch (cached, checksummed) and build dataset ``name`` from its config ``spec``."""
     from grood.data import DataError, build_dataset
 

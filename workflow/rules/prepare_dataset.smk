@@ -7,7 +7,7 @@ rule prepare_dataset:
         spec=lambda wc: dataset_spec(wc.dataset),
         raw_dir=RAW,
         user_folder=user_folder_manifest,
-        code=code_version("data", "stages/data.py", "stages/io.py"),
+        code=stage_code("prepare_dataset"),
     log:
         f"{R}/logs/prepare_dataset/{{dataset}}.log",
     benchmark:

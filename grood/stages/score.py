@@ -1,65 +1,51 @@
-"""Stages `fit_detector` and `score`: fit a detector on ID training arrays, score a split."""
+"""Stage `score`: per-sample scores of one part (ID test or an OOD set) with a fitted detector —
+all rows, or one row shard of them when `shards.score` > 1 (merged by `score_gather`)."""
 
 from __future__ import annotations
 
 import logging
-import pickle
 
 import numpy as np
 
+from grood.stages.fit_detector import load_detector
 from grood.stages.io import load_arrays, load_split, stored_rows
 from grood.storage import atomic_path, provenance, save_npz
 
 log = logging.getLogger("grood")
 
 
-def fit_detector_stage(method: str, params: dict, train_stores: list, out_pkl) -> None:
-    from grood.detectors import make_detector
+def score_stage(detector_pkl, stores: list, out, model_pt=None, data_npz=None, split: str = "test",
+                device: str = "auto", threads: int | None = None, rows: tuple[int, int] | None = None,
+                shard: tuple[int, int] | None = None, align: int = 1) -> tuple[int, int]:
+    """Score one part with a fitted detector, to ``out``; returns the row range scored.
 
-    det = make_detector(method, params)
-    arrays = load_arrays(train_stores, det.fit_requires) if det.fit_requires else {}
-    det.fit(**arrays)
-    with atomic_path(out_pkl) as tmp:
-        with open(tmp, "wb") as f:
-            pickle.dump({"detector": det, "method": method, "params": params,
-                         "provenance": provenance(stores=list(map(str, train_stores)))}, f)
-
-
-def load_detector(pkl):
-    with open(pkl, "rb") as f:
-        return pickle.load(f)["detector"]
-
-
-def score_stage(detector_pkl, stores: list, out_npy, model_pt=None, data_npz=None, split: str = "test",
-                device: str = "auto", threads: int | None = None,
-                rows: tuple[int, int] | None = None) -> None:
-    """Score one part with a fitted detector; one that ``needs_network`` (ODIN) also gets the model
-    (``model_pt``) and the part's images (``split`` of ``data_npz``).  ``rows=(start, stop)``
-    scores only those rows."""
-    scores, _ = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads,
-                       lambda n, det: rows if rows is not None else (0, n))
-    with atomic_path(out_npy) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, scores)
-
-
-def score_shard_stage(detector_pkl, stores: list, out_npz, shard: int, shards: int, align: int = 1,
-                      model_pt=None, data_npz=None, split: str = "test", device: str = "auto",
-                      threads: int | None = None) -> tuple[int, int]:
-    """Scores of shard ``shard`` of ``shards`` of one part, to ``.npz`` (``scores`` + shard meta) for
-    :func:`grood.shards.merge_npz_rows`.  Rows are aligned to ``align`` (the feature batch size:
+    A detector that ``needs_network`` (ODIN) also gets the model (``model_pt``) and the part's
+    images (``split`` of ``data_npz``).  ``rows=(start, stop)`` scores only those rows, to ``.npy``.
+    ``shard=(i, N)`` scores shard ``i`` of ``N`` to ``.npz`` (``scores`` + shard meta) for
+    :func:`grood.shards.merge_npz_rows`: rows aligned to ``align`` (the feature batch size, so
     shards read whole chunks) or, for a detector that runs the network, to its own batch size, so
-    the shard runs the very batches of the unsharded run.  Returns the shard's row range."""
+    the shard runs the very batches of the unsharded run.
+    """
     from grood.shards import shard_attrs, shard_rows
 
+    if rows is not None and shard is not None:
+        raise ValueError("pass rows=(start, stop) or shard=(i, N), not both")
+
     def pick(n, det):
+        if shard is None:
+            return rows if rows is not None else (0, n)
         block = int(getattr(det, "batch_size", align)) if det.needs_network else int(align)
-        return shard_rows(n, shard, shards, block)
+        return shard_rows(n, int(shard[0]), int(shard[1]), block)
 
     scores, (start, stop, n) = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick)
-    meta = provenance(detector=str(detector_pkl), stores=list(map(str, stores)),
-                      **shard_attrs(shard, shards, (start, stop), n))
-    save_npz(out_npz, {"scores": scores}, meta)
+    if shard is None:
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, scores)
+    else:
+        meta = provenance(detector=str(detector_pkl), stores=list(map(str, stores)),
+                          **shard_attrs(int(shard[0]), int(shard[1]), (start, stop), n))
+        save_npz(out, {"scores": scores}, meta)
     return start, stop
 
 

@@ -1,0 +1,126 @@
+"""Checks of a whole grood config that its JSON schema cannot express, torch-free.
+
+The workflow validates the config against ``workflow/schemas/config.schema.yaml`` (types, defaults)
+and then calls :func:`check`, so a bad config fails while the Snakefile is read, before any job,
+with every problem at once.  Each message names the config key and what to do.  Datasets are
+checked by :mod:`grood.data`, detectors by :mod:`grood.detectors`; what is checked here is how the
+sections refer to each other.
+"""
+
+from __future__ import annotations
+
+from grood.data import REGISTRY, check_spec, same_images
+from grood.detectors import GradientStoreDetector, check_detector, make_detector
+from grood.vocab import PROTOTYPE_KEYS
+
+
+class ConfigError(ValueError):
+    """A config the workflow cannot run; the message lists every problem."""
+
+
+def check(config: dict) -> None:
+    """Raise :class:`ConfigError` listing every problem :func:`validate` finds."""
+    problems = validate(config)
+    if problems:
+        raise ConfigError("invalid grood config:\n  - " + "\n  - ".join(problems))
+
+
+def validate(config: dict) -> list[str]:
+    """Every cross-field problem of a schema-valid ``config``, each naming the key and the fix."""
+    problems, resolved = _datasets(config)
+    problems += _benchmarks(config)
+    problems += _detectors(config)
+    problems += _ood_val(config, resolved)
+    return problems
+
+
+def detector_params(spec: dict) -> dict:
+    """A detector's params: its config entry without ``method``."""
+    return {k: v for k, v in spec.items() if k != "method"}
+
+
+def gradient_detectors(config: dict) -> dict[str, GradientStoreDetector]:
+    """The valid detectors of ``config`` that read a gradient store, by name."""
+    found = {}
+    for name, spec in config["detectors"].items():
+        if spec.get("method") and not check_detector(spec["method"], detector_params(spec), ""):
+            det = make_detector(spec["method"], detector_params(spec))
+            if isinstance(det, GradientStoreDetector):
+                found[name] = det
+    return found
+
+
+def _datasets(config: dict) -> tuple[list[str], dict[str, dict]]:
+    problems, resolved = [], {}
+    for name, spec in config["datasets"].items():
+        params, found = check_spec(spec, f"datasets.{name}")
+        problems += found
+        if params is not None:
+            resolved[name] = params
+    return problems, resolved
+
+
+def _benchmarks(config: dict) -> list[str]:
+    datasets, problems = config["datasets"], []
+    for b, spec in config["benchmarks"].items():
+        id_set = spec["id"]
+        if id_set not in datasets:
+            problems.append(f"benchmarks.{b}.id: {id_set!r} is not a dataset; add it under datasets:")
+        elif datasets[id_set]["source"] in REGISTRY and not REGISTRY[datasets[id_set]["source"]].labelled:
+            problems.append(f"benchmarks.{b}.id: {id_set!r} (source {datasets[id_set]['source']!r}) has no "
+                            f"labels, so no network can be trained on it; choose a labelled dataset "
+                            f"with a train split as the ID set")
+        for ood in spec["ood"]:
+            if ood not in datasets:
+                problems.append(f"benchmarks.{b}.ood.{ood}: not a dataset; add it under datasets:")
+            if ood == id_set:
+                problems.append(f"benchmarks.{b}.ood.{ood}: the ID dataset cannot also be an OOD set")
+    return problems
+
+
+def _detectors(config: dict) -> list[str]:
+    problems = []
+    for name, spec in config["detectors"].items():
+        problems += check_detector(spec["method"], detector_params(spec), f"detectors.{name}")
+    ood_val = config.get("prototypes", {}).get("ood_val_dataset")
+    spaces: dict[str, tuple[str, tuple]] = {}
+    for name, det in gradient_detectors(config).items():
+        if "ood_val_dataset" in PROTOTYPE_KEYS[det.prototype] and ood_val is None:
+            problems.append(f"detectors.{name}.prototype: {det.prototype!r} needs OOD validation images; "
+                            f"set prototypes.ood_val_dataset to a dataset that no benchmark tests on")
+        values = (det.prototype, det.wrt, det.temperature)
+        other, other_values = spaces.setdefault(det.gradient_space, (name, values))
+        if other_values != values:
+            problems.append(f"detectors.{name}.temperature: {det.temperature!r} and detectors.{other}'s "
+                            f"{other_values[2]!r} print alike with 6 significant digits, so both would "
+                            f"use the gradient store {det.gradient_space!r}; use one value for both, or "
+                            f"values that differ within their first 6 digits")
+    return problems
+
+
+def _ood_val(config: dict, resolved: dict[str, dict]) -> list[str]:
+    """The OOD-validation images must be a dataset, and must not be (or share images with) any set
+    a benchmark tests on."""
+    datasets = config["datasets"]
+    ood_val = config.get("prototypes", {}).get("ood_val_dataset")
+    if ood_val is None:
+        return []
+    if ood_val not in datasets:
+        return [f"prototypes.ood_val_dataset: {ood_val!r} is not a dataset; add it under datasets:"]
+    problems = []
+    for b, spec in config["benchmarks"].items():
+        for role, other in [("ID", spec["id"]), *(("OOD test", o) for o in spec["ood"])]:
+            if other not in datasets:
+                continue
+            if other == ood_val:
+                why = "is"
+            elif ood_val in resolved and other in resolved and same_images(
+                    datasets[ood_val]["source"], resolved[ood_val], datasets[other]["source"], resolved[other]):
+                why = f"takes its images from the same data (source {datasets[ood_val]['source']!r}) as {other!r},"
+            else:
+                continue
+            problems.append(f"prototypes.ood_val_dataset: {ood_val!r} {why} an {role} set of benchmarks.{b}: "
+                            f"the OOD prototype would be built from images the benchmark evaluates on. "
+                            f"Fix: choose an OOD-validation dataset that no benchmark uses (another "
+                            f"source, path or noise seed)")
+    return problems

@@ -1,0 +1,58 @@
+"""GROOD's vocabulary, in one torch-free place: the OOD-prototype sources and the config keys each
+reads, the ``wrt`` values of the gradient, and the name of a gradient space (its store's folder).
+
+Used by the science (:mod:`grood.prototypes`, :mod:`grood.gradients`), the detectors that read a
+gradient store, config validation (:mod:`grood.config`) and the workflow's rules alike, so a new
+source or ``wrt`` value is added here once.
+"""
+
+from __future__ import annotations
+
+#: the OOD-prototype sources (methods.md §1.2), each with the ``prototypes:`` config keys it reads
+#: (a source's rule sees only its own keys: changing the mix-up λ leaves the noise prototype)
+PROTOTYPE_KEYS: dict[str, tuple[str, ...]] = {
+    "mixup": ("layer", "lam", "n_mix"),
+    "noise": ("noise_n", "noise_keep"),
+    "proto_mean": (),
+    "ood_val": ("n_mix", "ood_val_dataset"),
+}
+PROTOTYPE_SOURCES: tuple[str, ...] = tuple(PROTOTYPE_KEYS)
+#: sources built from real OOD images: every result that uses them is flagged
+OOD_DATA_SOURCES: tuple[str, ...] = ("ood_val",)
+
+#: what the NCP-loss gradient is taken with respect to (methods.md §1.3, §1.6)
+WRT: tuple[str, ...] = ("ood", "pred", "all")
+
+#: arrays of a gradient store (the rest — features, logits, labels — are in the feature store)
+GRADIENT_STORE_ARRAYS: tuple[str, ...] = ("gradients", "proto_dist", "pi_ood")
+#: a detector's parameters that choose its gradient store
+GRADIENT_SPACE_PARAMS: tuple[str, ...] = ("prototype", "wrt", "temperature")
+
+
+def gradient_space(prototype: str, wrt: str, temperature: float) -> str:
+    """The name of a gradient store's folder: ``<source>_<wrt>_T<temperature:g>`` (``mixup_ood_T1``).
+
+    A readable identity only: the gradients rule gets the three values as params, looked up from
+    the name, never parsed back from it.
+    """
+    return f"{prototype}_{wrt}_T{float(temperature):g}"
+
+
+def gradient_space_problems(prototype: str, wrt: str, temperature: float) -> dict[str, str]:
+    """What is wrong with a gradient space, per parameter name (empty: one grood can build)."""
+    problems = {}
+    if prototype not in PROTOTYPE_SOURCES:
+        problems["prototype"] = (f"unknown OOD-prototype source {prototype!r}; "
+                                 f"choose one of {list(PROTOTYPE_SOURCES)}")
+    if wrt not in WRT:
+        problems["wrt"] = f"unknown gradient target {wrt!r}; choose one of {list(WRT)}"
+    if not float(temperature) > 0:
+        problems["temperature"] = f"must be > 0, got {temperature!r}"
+    return problems
+
+
+def check_gradient_space(prototype: str, wrt: str, temperature: float) -> None:
+    """ValueError naming each bad parameter of a gradient space."""
+    problems = gradient_space_problems(prototype, wrt, temperature)
+    if problems:
+        raise ValueError("; ".join(f"{k}: {v}" for k, v in problems.items()))

@@ -1,0 +1,250 @@
+"""Incremental re-runs: a change re-runs exactly what depends on it, nothing more, nothing less.
+
+Proved on a copy of the finished tiny run (``tiny_copy``): a config, data or code change is made,
+and a dry run lists the jobs Snakemake would run — a few seconds each.  Expected job sets are
+written out in full, so a test fails both when too little re-runs (stale results) and when too
+much does (wasted hours on a real benchmark).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, TINY, assert_plan, job, planned, snakemake, write_config
+from grood.codeversion import closure_files
+
+pytestmark = pytest.mark.slow  # every test here starts snakemake
+
+BENCH, SEED, RUN = "tiny", "0", "results/tiny/seed0"
+DETECTORS = tuple(TINY["detectors"])  # grood, msp, energy
+OODS = tuple(TINY["benchmarks"]["tiny"]["ood"])  # fashion_tiny, gaussian_tiny
+GRAD = {"space": "mixup_ood_T1"}  # the gradient space of the tiny config's grood
+
+
+def part_jobs(part: str, detectors=DETECTORS, seed: str = SEED) -> set[Job]:
+    """Everything downstream of one part's features (train, test or an OOD set) — without fit_detector."""
+    w = {"bench": BENCH, "seed": seed}
+    jobs = {job("features", part=part, **w), job("gradients", part=part, **GRAD, **w)}
+    if part != "train":
+        jobs |= {job("score", detector=d, part=part, **w) for d in detectors}
+    return jobs
+
+AGGREGATES = {job("evaluate", bench=BENCH), job("all")}
+
+
+def test_finished_run_plans_nothing(tiny_copy):
+    """The baseline for every test below: a finished run, copied elsewhere, is up to date."""
+    assert_plan(planned(tiny_copy), set())
+
+
+def test_touching_inputs_reruns_nothing(tiny_copy):
+    """Small inputs are compared by checksum: a new mtime with the same bytes re-runs nothing."""
+    npz = tiny_copy / "resources" / "data" / "gaussian_tiny.npz"
+    assert npz.stat().st_size < 1_000_000
+    later = time.time() + 60
+    os.utime(npz, (later, later))
+    assert_plan(planned(tiny_copy), set())
+
+
+def test_reordered_config_keys_rerun_nothing(tiny_copy, tmp_path):
+    """The same settings with their keys in another order (as a YAML dumper or an editor may write
+    them) are the same config.  (The order of detectors and of OOD sets is not reordered: it is the
+    order of the result tables' rows and columns.)"""
+    def rev(d: dict) -> dict:
+        return dict(reversed(list(d.items())))
+
+    def edit(c):
+        c["datasets"] = {n: rev(spec) for n, spec in c["datasets"].items()}
+        c["detectors"] = {n: rev(spec) for n, spec in c["detectors"].items()}
+        for name, bench in c["benchmarks"].items():
+            bench["train"] = rev(bench["train"])
+            c["benchmarks"][name] = rev(bench)
+        for section in ("prototypes", "features", "gradients"):
+            c[section] = rev(c[section])
+        for key in rev(c):  # the top level too
+            c[key] = c.pop(key)
+    path = write_config(tmp_path, edit)
+    assert path.read_text() != (REPO / "config" / "test.yaml").read_text()
+    assert_plan(planned(tiny_copy, path), set())
+
+
+def test_changed_dataset_params_rerun_only_that_dataset(tiny_copy, tmp_path):
+    cfg = write_config(tmp_path, lambda c: c["datasets"]["gaussian_tiny"].update(seed=8))
+    expected = {job("prepare_dataset", dataset="gaussian_tiny"), *part_jobs("gaussian_tiny"),
+                job("datacard"), *AGGREGATES}
+    assert_plan(planned(tiny_copy, cfg), expected)
+
+
+def test_changed_prepared_dataset_contents_rerun_only_its_consumers(tiny_copy):
+    """New bytes in one prepared dataset (here: corrupted) re-run its consumers — which then stop
+    with an error naming the file (see test_corrupt_prepared_dataset_*) — and nothing else."""
+    npz = tiny_copy / "resources" / "data" / "gaussian_tiny.npz"
+    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    expected = {*part_jobs("gaussian_tiny"), job("datacard"), *AGGREGATES}
+    assert_plan(planned(tiny_copy), expected)
+
+
+def test_adding_a_dataset_runs_only_its_jobs(tiny_copy, tmp_path):
+    def edit(c):
+        c["datasets"]["uniform_tiny"] = {"source": "noise", "kind": "uniform", "n": 100, "seed": 3}
+        c["benchmarks"]["tiny"]["ood"]["uniform_tiny"] = "far"
+    expected = {job("prepare_dataset", dataset="uniform_tiny"), *part_jobs("uniform_tiny"),
+                job("datacard"), *AGGREGATES}
+    assert_plan(planned(tiny_copy, write_config(tmp_path, edit)), expected)
+
+
+def test_unused_dataset_runs_nothing(tiny_copy, tmp_path):
+    edit = lambda c: c["datasets"].update(spare={"source": "noise", "kind": "blobs", "n": 10})  # noqa: E731
+    assert_plan(planned(tiny_copy, write_config(tmp_path, edit)), set())
+
+
+def test_adding_a_seed_runs_only_that_seed(tiny_copy, tmp_path):
+    cfg = write_config(tmp_path, lambda c: c.update(seeds=[0, 1]))
+    w = {"bench": BENCH, "seed": "1"}
+    expected = {job("train", **w), job("prototypes", source="mixup", **w),
+                *(job("fit_detector", detector=d, **w) for d in DETECTORS),
+                *(j for part in ("train", "test", *OODS) for j in part_jobs(part, seed="1")),
+                *AGGREGATES}
+    assert_plan(planned(tiny_copy, cfg), expected)
+
+
+def test_changed_detector_params_rerun_only_its_fit_and_scores(tiny_copy, tmp_path):
+    cfg = write_config(tmp_path, lambda c: c["detectors"]["grood"].update(k=2))
+    w = {"bench": BENCH, "seed": SEED}
+    expected = {job("fit_detector", detector="grood", **w),
+                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+    assert_plan(planned(tiny_copy, cfg), expected)
+
+
+def test_adding_a_detector_runs_only_its_jobs(tiny_copy, tmp_path):
+    cfg = write_config(tmp_path, lambda c: c["detectors"].update(knn={"method": "knn", "k": 5}))
+    w = {"bench": BENCH, "seed": SEED}
+    expected = {job("fit_detector", detector="knn", **w),
+                *(job("score", detector="knn", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+    assert_plan(planned(tiny_copy, cfg), expected)
+
+
+def test_changed_training_params_rerun_everything_downstream_of_train(tiny_copy, tmp_path):
+    cfg = write_config(tmp_path, lambda c: c["benchmarks"]["tiny"]["train"].update(lr=0.04))
+    w = {"bench": BENCH, "seed": SEED}
+    # msp/energy fit nothing (no inputs): their pickles do not depend on the model
+    expected = {job("train", **w), job("prototypes", source="mixup", **w),
+                job("fit_detector", detector="grood", **w),
+                *(j for part in ("train", "test", *OODS) for j in part_jobs(part)), *AGGREGATES}
+    assert_plan(planned(tiny_copy, cfg), expected)  # not the data card: it shows roles, not training
+
+
+def test_changed_prototype_params_rerun_only_the_prototype_that_uses_them(tiny_copy, tmp_path):
+    """The tiny config's GROOD uses the mix-up prototype: a noise-prototype setting re-runs nothing,
+    the mix-up λ re-runs that prototype, the gradients built on it and what reads them."""
+    cfg = write_config(tmp_path, lambda c: c["prototypes"].update(noise_n=123))
+    assert_plan(planned(tiny_copy, cfg), set())
+    cfg = write_config(tmp_path, lambda c: c["prototypes"].update(lam=0.4))
+    w = {"bench": BENCH, "seed": SEED}
+    expected = {job("prototypes", source="mixup", **w),
+                *(job("gradients", part=p, **GRAD, **w) for p in ("train", "test", *OODS)),
+                job("fit_detector", detector="grood", **w),
+                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+    assert_plan(planned(tiny_copy, cfg), expected)
+
+
+def test_changed_user_file_contents_rerun_that_dataset(tiny_copy, tmp_path):
+    """An on-disk dataset (source npz) whose file gets new contents is rebuilt (and so are its
+    consumers); the check targets the prepared file alone, which is cheap to build."""
+    user = tmp_path / "mine.npz"
+    rng = np.random.default_rng(0)
+    np.savez(user, images=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8))
+
+    def edit(c):
+        c["datasets"]["mine"] = {"source": "npz", "path": str(user)}
+        c["benchmarks"]["tiny"]["ood"]["mine"] = "far"
+    cfg = write_config(tmp_path, edit)
+    target = "resources/data/mine.npz"
+    snakemake(tiny_copy, target, configfile=cfg, timeout=120)
+    assert_plan(planned(tiny_copy, cfg, target), set())
+    np.savez(user, images=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8))  # same size, new pixels
+    assert_plan(planned(tiny_copy, cfg, target), {job("prepare_dataset", dataset="mine")})
+
+
+def _repo_copy(dst: Path) -> Path:
+    """The workflow and package sources (not results, data or tests) copied to ``dst``."""
+    skip = {".git", "tests", "results", "resources", ".snakemake", ".pytest_cache"}
+    for item in REPO.iterdir():
+        if item.name in skip or item.name.endswith(".egg-info"):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, dst / item.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(item, dst / item.name)
+    return dst / "Snakefile"
+
+
+def test_edited_grood_module_reruns_only_the_stages_that_reach_it_and_downstream(tiny_copy, tmp_path):
+    """Each rule's code param digests the files its stage module reaches (grood.codeversion): an
+    edit to a module that one stage alone reaches re-runs that stage and what reads its outputs,
+    nothing else; an edit to grood/__init__.py (every module's parent) re-runs everything.
+    (The edits are made in a copy of the repository, run with ``--snakefile`` pointing at it.)"""
+    snakefile = _repo_copy(tmp_path / "repo")
+    w = {"bench": BENCH, "seed": SEED}
+    stages = {p.stem for p in (REPO / "grood" / "stages").glob("*.py")} - {"__init__", "io"}
+
+    def plan_after_editing(rel: str) -> dict:
+        path = tmp_path / "repo" / rel
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# edited\n")
+        try:
+            return planned(tiny_copy, None, "--snakefile", str(snakefile))
+        finally:
+            path.write_bytes(original)
+
+    def reached_by(rel: str) -> set[str]:
+        return {s for s in stages if Path(rel) in closure_files(f"grood.stages.{s}", REPO)}
+
+    assert_plan(planned(tiny_copy, None, "--snakefile", str(snakefile)), set())  # the copy alone: nothing
+
+    assert reached_by("grood/plots.py") == {"evaluate"}
+    assert_plan(plan_after_editing("grood/plots.py"), AGGREGATES)
+
+    assert reached_by("grood/data/card.py") == {"datacard"}
+    assert_plan(plan_after_editing("grood/data/card.py"), {job("datacard"), job("all")})
+
+    assert reached_by("grood/gradients.py") == {"gradients"}
+    expected = {*(job("gradients", part=p, **GRAD, **w) for p in ("train", "test", *OODS)),
+                job("fit_detector", detector="grood", **w),
+                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+    assert_plan(plan_after_editing("grood/gradients.py"), expected)
+
+    assert reached_by("grood/__init__.py") == stages
+    everything = planned(tmp_path / "empty")  # what a run from scratch plans: every job
+    assert len(everything) == 28
+    assert_plan(plan_after_editing("grood/__init__.py"), set(everything))
+
+
+def test_gradient_temperature_is_a_param_not_parsed_from_the_path(tiny_copy, tmp_path):
+    """A GROOD with ``temperature: 1e-05`` (which ``:g`` prints as ``1e-05``: once refused by the
+    wildcard constraint) gets its own store named ``mixup_ood_T1e-05``, built at T = 1e-05 exactly
+    — the rule passes the value as a param, the path is only its readable identity."""
+    from grood.gradients import grood_gradients
+    from grood.storage import load_npz, read_zarr
+
+    cfg = write_config(tmp_path, lambda c: c["detectors"].update(grood_cold={"method": "grood", "temperature": 1e-05}))
+    w = {"bench": BENCH, "seed": SEED}
+    space = {"space": "mixup_ood_T1e-05"}
+    expected = {*(job("gradients", part=p, **space, **w) for p in ("train", "test", *OODS)),
+                job("fit_detector", detector="grood_cold", **w),
+                *(job("score", detector="grood_cold", part=p, **w) for p in ("test", *OODS)), *AGGREGATES}
+    assert_plan(planned(tiny_copy, cfg), expected)
+    store = f"{RUN}/gradients/mixup_ood_T1e-05/test.zarr"
+    snakemake(tiny_copy, store, configfile=cfg, timeout=300)
+    got, attrs = read_zarr(tiny_copy / store)
+    assert attrs["temperature"] == 1e-05
+    feats, _ = read_zarr(tiny_copy / RUN / "features" / "test.zarr", ["features", "logits"])
+    protos, _ = load_npz(tiny_copy / RUN / "prototypes" / "mixup.npz", ["P", "p_ood"])
+    want = grood_gradients(feats["features"], feats["logits"], protos["P"], protos["p_ood"], "ood", 1e-05)
+    np.testing.assert_array_equal(got["gradients"], want)
