@@ -133,16 +133,32 @@ def test_gradient_store_names_a_missing_store(tmp_path):
 
 
 def test_open_arrays_is_lazy_and_feeds_every_detector(parts, tmp_path):
-    """The streaming counterpart of stages.io.load_arrays: lazy arrays (or row windows) that the
-    streaming detectors read by blocks and the others read whole, with the in-memory scores."""
-    store = tmp_path / "t.zarr"
-    write_zarr(store, {k: parts["test"][k] for k in ("features", "logits")}, chunk_rows=50)
-    window = chunks.open_arrays([store], ("features", "logits"), rows=(100, 300))
+    """The fit_detector and score stages pass lazy arrays (:func:`chunks.open_arrays`): every
+    detector that reads only stored arrays fits on whole lazy stores and scores a row window of
+    them with the in-memory results (streaming ones read by blocks, the others whole)."""
+    from grood.detectors import METHODS
+
+    rng = np.random.default_rng(2)
+    extra = {"proto_dist": rng.uniform(0, 2, 1900).astype(np.float32),
+             "pi_ood": rng.uniform(0, 1, 1900).astype(np.float32)}
+    mem = {key: {**parts[key], **{k: v[sl] for k, v in extra.items()}}
+           for key, sl in (("train", slice(0, 1500)), ("test", slice(1500, 1900)))}
+    for key in mem:
+        write_zarr(tmp_path / f"{key}.zarr", mem[key], chunk_rows=50)
+    names = tuple(mem["test"])
+    whole = chunks.open_arrays([tmp_path / "train.zarr"], names)
+    window = chunks.open_arrays([tmp_path / "test.zarr"], names, rows=(100, 300))
     assert window["features"].shape == (200, D) and isinstance(window["features"], chunks.RowWindow)
-    for method in ("msp", "energy", "gradnorm", "exgrad_l1", "mahalanobis", "knn"):
-        det = _fit(method, parts["train"], **({"k": 5} if method == "knn" else {}))
-        got = det.score(**{k: window[k] for k in det.requires})
-        ref = det.score(**{k: parts["test"][k][100:300] for k in det.requires})
-        np.testing.assert_allclose(got, ref, rtol=1e-12)
-    with pytest.raises(KeyError, match="gradients"):
-        chunks.open_arrays([store], ("gradients",))
+    tried = []
+    for method, cls in METHODS.items():
+        if cls.needs_network:
+            continue
+        params = {"k": 5} if method == "knn" else {}
+        fitted_lazy, fitted_mem = _fit(method, whole, **params), _fit(method, mem["train"], **params)
+        got = fitted_lazy.score(**{k: window[k] for k in cls.requires})
+        ref = fitted_mem.score(**{k: mem["test"][k][100:300] for k in cls.requires})
+        np.testing.assert_allclose(got, ref, rtol=1e-12, err_msg=method)
+        tried.append(method)
+    assert {"msp", "energy", "gradnorm", "exgrad_l1", "mahalanobis", "knn", "grood", "grood_gnorm"} <= set(tried)
+    with pytest.raises(KeyError, match="nothing_here"):
+        chunks.open_arrays([tmp_path / "test.zarr"], ("nothing_here",))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import pickle
 
-from grood.stages.io import load_arrays
+from grood.chunks import open_arrays
 from grood.storage import atomic_path, provenance
 
 log = logging.getLogger("grood")
@@ -17,7 +17,8 @@ def fit_detector_stage(method: str, params: dict, train_stores: list, out_pkl) -
     from grood.detectors import make_detector
 
     det = make_detector(method, params)
-    arrays = load_arrays(train_stores, det.fit_requires) if det.fit_requires else {}
+    # lazy Zarr arrays: GROOD, kNN and Mahalanobis read them block by block, the others whole
+    arrays = open_arrays(train_stores, det.fit_requires) if det.fit_requires else {}
     det.fit(**arrays)
     with atomic_path(out_pkl) as tmp:
         with open(tmp, "wb") as f:
