@@ -23,6 +23,14 @@ MIN_POINTS_PER_CENTROID = 39
 POINTS_PER_CENTROID = 64
 
 
+class IndexParamError(ValueError):
+    """A bad index parameter; ``key`` is the detector's config key for it (``index``, ``nlist``, …)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass(frozen=True)
 class IndexSpec:
     kind: str = "flat"
@@ -36,17 +44,17 @@ class IndexSpec:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"index kind must be one of {KINDS}, got {self.kind!r}")
+            raise IndexParamError("index", f"index kind must be one of {KINDS}, got {self.kind!r}")
         if self.metric not in METRICS:
-            raise ValueError(f"index metric must be one of {METRICS}, got {self.metric!r}")
+            raise IndexParamError("metric", f"index metric must be one of {METRICS}, got {self.metric!r}")
         for name, low, high in (("nlist", 1, 1 << 24), ("nprobe", 1, 1 << 24), ("m", 1, 4096),
                                 ("nbits", 1, 16)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(f"index {name} must be an integer in [{low}, {high}], got {value!r}")
+                raise IndexParamError(name, f"index {name} must be an integer in [{low}, {high}], got {value!r}")
         if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size < 1):
-            raise ValueError(f"index train_size must be a positive integer or null (automatic), "
-                             f"got {self.train_size!r}")
+            raise IndexParamError("train_size", f"index train_size must be a positive integer or null "
+                                                f"(automatic), got {self.train_size!r}")
 
     @classmethod
     def from_params(cls, params: dict | None = None, **defaults) -> "IndexSpec":
@@ -94,4 +102,4 @@ class IndexSpec:
         return min(int(n), POINTS_PER_CENTROID * centroids)
 
 
-__all__ = ["KINDS", "METRICS", "IndexSpec"]
+__all__ = ["KINDS", "METRICS", "IndexParamError", "IndexSpec"]
