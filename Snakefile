@@ -20,6 +20,7 @@ include: "workflow/rules/prototypes.smk"
 include: "workflow/rules/gradients.smk"
 include: "workflow/rules/fit_detector.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/index_quality.smk"
 include: "workflow/rules/evaluate.smk"
 
 

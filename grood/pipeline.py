@@ -11,6 +11,7 @@ from grood.stages.features import features_stage
 from grood.stages.features_gather import features_gather_stage
 from grood.stages.fit_detector import fit_detector_stage, load_detector
 from grood.stages.gradients import gradients_stage
+from grood.stages.index_quality import index_quality_stage
 from grood.stages.io import load_arrays, load_split, stored_rows
 from grood.stages.prepare_dataset import prepare_dataset_stage
 from grood.stages.prototypes import prototypes_stage
@@ -20,6 +21,6 @@ from grood.stages.train import train_stage
 
 __all__ = [
     "datacard_stage", "evaluate_stage", "features_gather_stage", "features_stage", "fit_detector_stage",
-    "gradients_stage", "load_arrays", "load_detector", "load_split", "prepare_dataset_stage",
+    "gradients_stage", "index_quality_stage", "load_arrays", "load_detector", "load_split", "prepare_dataset_stage",
     "prototypes_stage", "score_gather_stage", "score_stage", "setup_logging", "stored_rows", "train_stage",
 ]

@@ -130,6 +130,10 @@ class KNN(Detector):
         return faiss_index.IndexSpec(kind=self.index, metric="cosine", nlist=self.nlist, nprobe=self.nprobe,
                                      m=self.m, nbits=self.nbits, train_size=self.train_size, seed=self.seed)
 
+    def indexed_rows(self, features, **_):
+        """``(vectors, mask)``: every training feature is indexed (no mask)."""
+        return features, None
+
     def fit(self, features, **_) -> "KNN":
         """Streams ``features`` (numpy or Zarr) into the index block by block."""
         n = int(features.shape[0])

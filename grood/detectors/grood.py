@@ -55,8 +55,13 @@ class GROOD(GradientStoreDetector):
         return faiss_index.IndexSpec(kind=self.index, metric=self.metric, nlist=self.nlist, nprobe=self.nprobe,
                                      m=self.m, nbits=self.nbits, train_size=self.train_size, seed=self.seed)
 
+    def indexed_rows(self, gradients, logits, labels, **_):
+        """``(vectors, mask)``: the training rows the index holds — the correctly classified ones
+        (also what :mod:`grood.stages.index_quality` searches exactly to rate an approximate index)."""
+        return gradients, correctly_classified(logits, labels, int(gradients.shape[0]))
+
     def fit(self, gradients, logits, labels, **_) -> "GROOD":
-        correct = correctly_classified(logits, labels, int(gradients.shape[0]))
+        gradients, correct = self.indexed_rows(gradients, logits, labels)
         if not correct.any():
             raise ValueError("GROOD: no correctly classified training sample to index")
         self.n_indexed_ = int(correct.sum())
