@@ -361,3 +361,25 @@ def test_write_and_read_index_round_trip(tmp_path):
         read_index(tmp_path / "bad.faiss")
     with pytest.raises(FileNotFoundError, match="missing.faiss"):
         read_index(tmp_path / "missing.faiss")
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf_flat", "ivf_pq"])
+def test_every_index_kind_round_trips_through_its_bytes_and_others_are_refused(kind):
+    """The detectors store their index as faiss's own bytes; every kind grood builds reads back and
+    searches alike, while bytes of another faiss type (or not bytes at all) are refused by name."""
+    from grood.index import deserialize, serialize
+
+    x = np.random.default_rng(4).standard_normal((4000, 16)).astype(np.float32)
+    index = build_index(x, kind, nlist=8, nprobe=3, m=4, nbits=6)
+    blob = serialize(index)
+    back = deserialize(blob)
+    assert type(back) is type(index) and back.ntotal == index.ntotal
+    for a, b in zip(search(index, x[:50], 3), search(back, x[:50], 3)):
+        assert np.array_equal(a, b)
+    other = serialize(faiss().IndexHNSWFlat(16, 8))
+    with pytest.raises(ValueError, match="not one grood builds"):
+        deserialize(other)
+    with pytest.raises(ValueError, match="1-D uint8"):
+        deserialize(blob.astype(np.int64))
+    with pytest.raises(ValueError, match="cannot be read"):
+        deserialize(blob[: len(blob) // 2])

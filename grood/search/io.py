@@ -11,13 +11,30 @@ from grood.search.vectors import faiss
 from grood.storage import CorruptFileError, atomic_path
 
 
+#: faiss's type tags (the first 4 bytes of a serialised index) of the indexes grood builds
+#: (:data:`grood.search.spec.KINDS`: flat, ivf_flat, ivf_pq)
+INDEX_TAGS = {b"IxF2": "IndexFlatL2", b"IwFl": "IndexIVFFlat", b"IwPQ": "IndexIVFPQ"}
+
+
 def serialize(index) -> np.ndarray:
     """The index as faiss's byte format (a uint8 array), e.g. to embed in another file."""
     return faiss().serialize_index(index)
 
 
 def deserialize(blob: np.ndarray):
-    return faiss().deserialize_index(np.asarray(blob, dtype=np.uint8))
+    """An index from :func:`serialize`'s bytes; only the index types grood builds are read, so bytes
+    naming another faiss type are refused before faiss parses them."""
+    blob = np.asarray(blob)
+    if blob.dtype != np.uint8 or blob.ndim != 1:
+        raise ValueError(f"a serialised faiss index is a 1-D uint8 array, got {blob.dtype} {blob.shape}")
+    tag = blob[:4].tobytes()
+    if tag not in INDEX_TAGS:
+        raise ValueError(f"serialised faiss index of type tag {tag!r}: not one grood builds "
+                         f"({sorted(INDEX_TAGS.values())})")
+    try:
+        return faiss().deserialize_index(blob)
+    except RuntimeError as e:  # truncated or corrupt bytes
+        raise ValueError(f"the serialised faiss index cannot be read: {str(e).splitlines()[-1]}") from None
 
 
 def write_index(index, path: str | os.PathLike) -> None:
@@ -41,4 +58,4 @@ def read_index(path: str | os.PathLike, mmap: bool = False):
                                f"that builds it") from e
 
 
-__all__ = ["serialize", "deserialize", "write_index", "read_index"]
+__all__ = ["INDEX_TAGS", "serialize", "deserialize", "write_index", "read_index"]
