@@ -122,7 +122,9 @@ def test_known_defects_stay_fixed():
     files = {s: {p.as_posix() for p in closure_files(f"grood.stages.{s}", REPO)} for s in STAGES}
     assert {"grood/forward.py", "grood/device.py"} <= files["prototypes"]
     assert {"grood/device.py", "grood/progress.py"} <= files["train"]
-    assert "grood/prototypes.py" in files["fit_detector"]  # Mahalanobis' class means
+    # the detectors' streamed reading and index build (lazy imports inside grood.index)
+    assert {"grood/chunks.py", "grood/search/build.py", "grood/search/spec.py"} <= files["fit_detector"]
+    assert {"grood/search/quality.py", "grood/search/exact.py"} <= files["index_quality"]
     assert {"grood/detectors/base.py", "grood/shards.py", "grood/stages/fit_detector.py"} <= files["score"]
     for stage in STAGES:  # every module's parent, and the stages' package (job logging)
         assert {"grood/__init__.py", "grood/stages/__init__.py", f"grood/stages/{stage}.py"} <= files[stage]
