@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from grood.data import REGISTRY, check_spec, same_images
 from grood.detectors import GradientStoreDetector, check_detector, make_detector
+from grood.model_source import train_problems
 from grood.vocab import PROTOTYPE_KEYS
 
 
@@ -70,6 +71,13 @@ def _benchmarks(config: dict) -> list[str]:
             problems.append(f"benchmarks.{b}.id: {id_set!r} (source {datasets[id_set]['source']!r}) has no "
                             f"labels, so no network can be trained on it; choose a labelled dataset "
                             f"with a train split as the ID set")
+        train = spec.get("train") or {}
+        problems += train_problems(train, f"benchmarks.{b}.train")
+        if (id_set in datasets and datasets[id_set].get("store") == "files"
+                and not (train.get("pretrained") or train.get("checkpoint"))):
+            problems.append(f"benchmarks.{b}.train: training from scratch holds the ID training images "
+                            f"in memory, but datasets.{id_set} is a file list (store: files). Fix: set "
+                            f"store: npz for it, or adopt a network (train.pretrained / train.checkpoint)")
         for ood in spec["ood"]:
             if ood not in datasets:
                 problems.append(f"benchmarks.{b}.ood.{ood}: not a dataset; add it under datasets:")

@@ -17,7 +17,15 @@ log = logging.getLogger(__name__)
 
 
 def batches(images: np.ndarray, spec: InputSpec, batch_size: int, name: str) -> Iterator[tuple[int, torch.Tensor]]:
-    """(start, normalised tensor) per batch, converting to the model's input format lazily."""
+    """(start, normalised tensor) per batch, converting to the model's input format lazily; a
+    file-list dataset (:class:`~grood.data.filelist.ImageFiles`) is decoded by parallel workers."""
+    from grood.data.filelist import ImageFiles
+
+    if isinstance(images, ImageFiles):
+        from grood.loader import file_batches
+
+        yield from file_batches(images, spec, batch_size, name)
+        return
     for start in progress(range(0, len(images), batch_size), desc=f"{name}"):
         yield start, to_tensor(images[start : start + batch_size], spec, name)
 

@@ -146,7 +146,18 @@ def resnet18(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> St
 
 def build_model(arch: str, in_channels: int, num_classes: int, width: int | None = None,
                 size: int = 28) -> StagedNet:
-    """The network ``arch`` for ``in_channels``×``size``×``size`` inputs and ``num_classes`` outputs."""
+    """The network ``arch`` for ``in_channels``×``size``×``size`` inputs and ``num_classes`` outputs.
+
+    ``torchvision/<model>`` is a torchvision ResNet wrapped into stages (:mod:`grood.pretrained`),
+    the architecture of every pretrained or user-supplied network, randomly initialised here.
+    """
+    if arch.startswith("torchvision/"):
+        if in_channels != 3 or width is not None:
+            raise ValueError(f"{arch} takes RGB input and has fixed widths; got in_channels="
+                             f"{in_channels}, width={width}")
+        from grood.pretrained import torchvision_net
+
+        return torchvision_net(arch.removeprefix("torchvision/"), num_classes)
     if arch == "lenet5":
         if width is not None:
             raise ValueError("lenet5 has the fixed widths of OpenOOD's LeNet (6, 16, 120, 84); "

@@ -33,6 +33,18 @@ def class_means(values: np.ndarray, labels: np.ndarray, num_classes: int) -> np.
     return sums / counts.reshape(-1, *([1] * (values.ndim - 1)))
 
 
+def class_means_streamed(values, labels: np.ndarray, num_classes: int, block: int = 65536) -> np.ndarray:
+    """:func:`class_means` of a row-chunked array (Zarr) read ``block`` rows at a time: the same
+    float64 sums in the same row order, so the same result, without the array in memory."""
+    counts = np.bincount(labels, minlength=num_classes)
+    if (counts == 0).any():
+        raise ValueError(f"no training sample for class(es) {np.flatnonzero(counts == 0).tolist()}")
+    sums = np.zeros((num_classes, *values.shape[1:]))
+    for start in range(0, len(labels), block):
+        np.add.at(sums, labels[start : start + block], np.asarray(values[start : start + block], dtype=np.float64))
+    return sums / counts.reshape(-1, *([1] * (sums.ndim - 1)))
+
+
 @torch.no_grad()
 def early_prototypes(model: StagedNet, images: np.ndarray, labels: np.ndarray, num_classes: int,
                      layer: str, spec: InputSpec, device: torch.device, batch_size: int = 512) -> np.ndarray:

@@ -33,12 +33,20 @@ def roles(benchmarks: dict, ood_val: str | None = None) -> dict[str, dict[str, s
 
 def read_card_inputs(npz: str | Path, n_samples: int = N_SAMPLES,
                      seed: int = 0) -> tuple[dict, np.ndarray]:
-    """(meta, up to ``n_samples`` seeded test images) of one prepared dataset file."""
+    """(meta, up to ``n_samples`` seeded test images) of one prepared dataset file; a file list's
+    samples are decoded from their files (a list of arrays: their shapes may differ)."""
     with np.load(npz, allow_pickle=False) as z:
         meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
-        x = z["x_test"]
+        files = "files_test" in z.files
+        x = {k: z[k] for k in ("files_test", "bytes_test")} if files else z["x_test"]
     rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(x), min(n_samples, len(x)), replace=False))
+    n = len(x["files_test"]) if files else len(x)
+    pick = np.sort(rng.choice(n, min(n_samples, n), replace=False))
+    if files:
+        from .filelist import file_list_split
+
+        images, _ = file_list_split(x, meta, "test", 0, str(npz))
+        return meta, [images.read(int(i)) for i in pick]
     return meta, x[pick]
 
 
@@ -84,7 +92,7 @@ def card_row(name: str, meta: dict, role: dict[str, str], benchmarks: list[str])
         "licence": meta.get("licence", "?"),
         "n_train": int(counts.get("train", 0)),
         "n_test": int(counts.get("test", 0)),
-        "shape": f"{h}x{w}x{channels}" if h else "?",
+        "shape": f"{h}x{w}x{channels}" if h else "files" if meta.get("store") == "files" else "?",
         "classes": len(labels),
         "class_names": _class_names(names, labels),
     }

@@ -8,7 +8,9 @@ None of these can be fetched here (see docs/data.md); users with the files point
 * ``svhn``: ``<path>/{train_32x32.mat,test_32x32.mat}``; label 10 is the digit 0;
 * ``image_folder``: class subfolders (sorted names → labels 0..K-1, images anywhere below them),
   or a flat folder of images (no labels), optionally split into ``train/`` and ``test/`` (or
-  ``val/``) subfolders.
+  ``val/``) subfolders. ``store: npz`` (default) decodes every image into the prepared file;
+  ``store: files`` keeps a list of the files instead, decoded where they are read
+  (:mod:`grood.data.filelist`) -- for folders too large to hold decoded (ImageNet-1k).
 
 We read the files ourselves rather than through torchvision's ``CIFAR10``/``SVHN`` classes: those
 accept only files whose md5 matches the official release (so no small test copies) and unpickle
@@ -41,6 +43,9 @@ from .subset import stratified_indices
 log = logging.getLogger("grood.data")
 
 SPLITS = ("all", "test")  # the `split` param: every split the files hold, or the test split only
+#: an image folder's `store`: decoded pixels in the prepared .npz, or a list of its files
+STORES = ("npz", "files")
+LARGE_FOLDER = 200_000  # images above which decoding a folder into one array earns a warning
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,6 +401,7 @@ def check_image_folder(p: dict, source: str) -> None:
     choice(p, "split", SPLITS, source)
     optional_int(p, "size", source, 1)
     choice(p, "channels", (None, 1, 3), source)
+    choice(p, "store", STORES, source)
     f = p["test_fraction"]
     if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1):
         raise DataError(f"param 'test_fraction' of source {source!r} must be a number between 0 "
@@ -413,7 +419,9 @@ def _subset_files(files: list[Path], y: np.ndarray, p: dict, split: str) -> np.n
     return keep
 
 
-def build_image_folder(p: dict, raw_dir: Path) -> dict:
+def list_image_folder(p: dict) -> tuple[dict[str, tuple[list[Path], np.ndarray]], dict]:
+    """The image files and labels of each split (after ``classes`` / ``max_*``), and the meta
+    both stores share (class names, layout, upstream counts)."""
     path = Path(p["path"])
     layout = ("a folder of class subfolders (<path>/<class>/**/*.png|jpg|...), a flat folder of "
               "images, or either inside <path>/train/ and <path>/test/ (or val/)")
@@ -456,30 +464,43 @@ def build_image_folder(p: dict, raw_dir: Path) -> dict:
             lists["train"] = ([files[i] for i in train], y[train])
         lists["test"] = ([files[i] for i in test], y[test])
 
-    out, notes, upstream_counts = {}, [], {}
+    kept, upstream_counts = {}, {}
     for s in ("train", "test"):
         if s not in lists:
             continue
         files, y = lists[s]
         upstream_counts[s] = len(y)
         keep = _subset_files(files, y, p, s)
-        files, y = [files[i] for i in keep], y[keep]
-        if not files:
+        if len(keep) == 0:
             raise DataError(f"source 'image_folder': no {s} images in {path} are left after "
                             f"`classes`/`max_{s}`")
-        decoded = [read_image(f, p["size"]) for f in files]
-        x, n = stack_images(decoded, files, f"image folder {path} ({s})", p["channels"])
-        out[f"x_{s}"], out[f"y_{s}"] = x, y
-        notes += n
+        kept[s] = ([files[i] for i in keep], y[keep])
     empty = sorted({e for _, _, es in collections.values() for e in es})
     meta = {"upstream": [{"kind": "user folder", "path": str(path)}], "path": str(path),
             "class_names": names, "upstream_counts": upstream_counts,
             "layout": ("train/test folders, " if split_dirs else "") +
                       ("class subfolders" if names else "flat (unlabelled)"),
-            "empty_class_folders": empty,
-            "notes": "; ".join(["images decoded with PIL: grey (L, 1, LA, 16-bit scaled) kept "
-                                "grey, everything else converted to RGB (alpha dropped)",
-                                *([f"resize: {RESIZE_METHOD}"] if p["size"] else []), *notes])}
-    if not names:
-        meta["class_names"] = []
+            "empty_class_folders": empty}
+    return kept, meta
+
+
+def build_image_folder(p: dict, raw_dir: Path) -> dict:
+    lists, meta = list_image_folder(p)
+    if p["store"] == "files":  # a file list, decoded batch by batch where it is read
+        from .filelist import file_list_arrays
+
+        return file_list_arrays(lists, meta, p)
+    path = Path(p["path"])
+    if sum(len(y) for _, y in lists.values()) > LARGE_FOLDER:
+        log.warning("image folder %s: decoding %d images into one array; `store: files` keeps a file "
+                    "list instead, decoded batch by batch", path, sum(len(y) for _, y in lists.values()))
+    out, notes = {}, []
+    for s, (files, y) in lists.items():
+        decoded = [read_image(f, p["size"]) for f in files]
+        x, n = stack_images(decoded, files, f"image folder {path} ({s})", p["channels"])
+        out[f"x_{s}"], out[f"y_{s}"] = x, y
+        notes += n
+    meta["notes"] = "; ".join(["images decoded with PIL: grey (L, 1, LA, 16-bit scaled) kept grey, "
+                               "everything else converted to RGB (alpha dropped)",
+                               *([f"resize: {RESIZE_METHOD}"] if p["size"] else []), *notes])
     return {**out, "meta": meta}

@@ -118,3 +118,31 @@ def write_image_folder(root, n_per_class: int = 5, classes: tuple[str, ...] | No
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.ascontiguousarray(img[:h, :w])).save(folder / f"{i:05d}{ext}")
     return root
+
+
+def write_photo_folder(root, classes: tuple[str, ...] | None = ("n01", "n02", "n03"),
+                       n_per_class: int = 4, splits: tuple[str, ...] = ("train", "val"),
+                       sizes: tuple[int, int] = (40, 90), seed: int = 4) -> Path:
+    """An ImageNet-like class-folder tree: ``root/<split>/<class>/*`` (or flat when ``classes`` is
+    None, or without split folders when ``splits`` is empty) of JPEG and PNG files of mixed sizes,
+    a third of them grey -- what decoding and the shorter-side recipe must cope with."""
+    from PIL import Image
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    names = classes or ("",)
+    for split in splits or ("",):
+        for k, c in enumerate(names):
+            folder = root / split / c
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n_per_class):
+                h, w = (int(v) for v in rng.integers(sizes[0], sizes[1] + 1, 2))
+                x, _ = patterns(1, len(names), max(h, w), seed=int(rng.integers(2**31)), offset=k)
+                img = Image.fromarray(np.ascontiguousarray(x[0, :h, :w]))
+                if i % 3 == 2:
+                    img = img.convert("L")
+                if i % 2:
+                    img.save(folder / f"img{i:03d}.JPEG", quality=90)
+                else:
+                    img.save(folder / f"img{i:03d}.png")
+    return root

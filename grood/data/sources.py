@@ -377,7 +377,7 @@ _SOURCES = [
            "optionally train/ + test/; PIL-decoded, grey or RGB kept", "the user's data: see "
            "its own licence", ondisk.build_image_folder,
            params={"path": _REQUIRED, "split": "all", "size": None, "channels": None,
-                   "test_fraction": None}, check=ondisk.check_image_folder),
+                   "test_fraction": None, "store": "npz"}, check=ondisk.check_image_folder),
     Source("npz", "the user's .npz file (path): `images` [+ `labels`], or `x_test`/`y_test` "
            "[+ `x_train`/`y_train`]", "the user's data: see its own licence", user.build_npz,
            params={"path": _REQUIRED, "split": "all", "size": None, "channels": None},

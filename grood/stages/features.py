@@ -15,13 +15,16 @@ log = logging.getLogger("grood")
 
 def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_size: int = 1024,
                    device: str = "auto", threads: int | None = None,
-                   rows: tuple[int, int] | None = None, shard: tuple[int, int] | None = None) -> None:
+                   rows: tuple[int, int] | None = None, shard: tuple[int, int] | None = None,
+                   workers: int = 0) -> None:
     """Penultimate features, logits and (for ID sets) class labels of one dataset split, to Zarr.
 
     ``rows=(start, stop)`` writes only those rows; ``shard=(i, N)`` writes shard ``i`` of ``N``
     (rows from the split's length, aligned to ``batch_size`` — :func:`grood.shards.row_ranges` —
     so the shard runs exactly the unsharded run's batches and :func:`grood.shards.merge_zarr` of
     all N shards is byte-identical to the unsharded store).  Either is recorded in the attrs.
+    A file-list dataset is decoded batch by batch by ``workers`` processes, so no part is ever in
+    memory whole: each batch goes to the Zarr store as it comes.
     """
     import torch
 
@@ -35,7 +38,7 @@ def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_
     model, meta = load_checkpoint(model_pt, dev)
     model = model.to(memory_format=torch.channels_last)  # ≈ 20% faster fp32 convolutions on CPU
     spec = InputSpec.from_dict(meta["spec"])
-    images, labels = load_split(data_npz, split)
+    images, labels = load_split(data_npz, split, workers)
     if len(images) == 0:
         raise ValueError(f"{data_npz} [{split}] holds no images: an empty dataset cannot be scored; "
                          f"check its config (classes, max_test, path)")

@@ -24,9 +24,25 @@ def setup_logging(log_path: str | None = None) -> None:
     logging.captureWarnings(True)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines list failed imports
 
-def load_split(data_npz: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of ``split`` (train/test); a missing split is an error naming the file."""
-    arrays, meta = load_npz(data_npz, [f"x_{split}", f"y_{split}"])
+def decode_workers(config: dict) -> int:
+    """``loader.workers`` of a workflow config: processes that decode a file-list dataset.  Not a
+    rule param: results do not depend on it, so changing it re-runs nothing."""
+    return int((config.get("loader") or {}).get("workers", 0))
+
+
+def load_split(data_npz: str | Path, split: str, workers: int = 0):
+    """Images and labels of ``split`` (train/test); a missing split is an error naming the file.
+
+    The images are a uint8 array, or for a file-list dataset (``store: files``) an
+    :class:`~grood.data.filelist.ImageFiles` that the forward pass decodes batch by batch with
+    ``workers`` parallel processes (:mod:`grood.loader`); both slice and index alike.
+    """
+    from grood.data.filelist import file_list_split
+
+    names = [f"x_{split}", f"y_{split}", f"files_{split}", f"bytes_{split}"]
+    arrays, meta = load_npz(data_npz, names)
+    if f"files_{split}" in arrays:
+        return file_list_split(arrays, meta, split, workers, f"{Path(data_npz).name} [{split}]")
     if f"x_{split}" not in arrays:
         raise KeyError(f"{data_npz} has no {split} split (its splits: "
                        f"{[k for k in ('train', 'test') if meta.get(f'n_{k}') is not None]}); "
@@ -34,6 +50,11 @@ def load_split(data_npz: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
     x = arrays[f"x_{split}"]
     y = arrays.get(f"y_{split}", np.full(len(x), -1, dtype=np.int64))
     return x, y
+
+
+def dataset_meta(data_npz: str | Path) -> dict:
+    """The ``__meta__`` of a prepared dataset (no array is read)."""
+    return load_npz(data_npz, [])[1]
 
 
 def _arrays_in(stores: list[str | Path]):

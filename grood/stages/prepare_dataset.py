@@ -22,9 +22,10 @@ def prepare_dataset_stage(name: str, spec: dict, raw_dir: str | Path, out_npz: s
     meta = dict(arrays.pop("meta", {}))
     meta.update(provenance(dataset=name, spec=spec))
     for split in ("train", "test"):
-        if f"x_{split}" in arrays:
-            meta[f"n_{split}"] = int(len(arrays[f"x_{split}"]))
-    if "x_test" not in arrays or len(arrays["x_test"]) == 0:
+        rows = arrays.get(f"x_{split}", arrays.get(f"files_{split}"))  # pixels, or a file list
+        if rows is not None:
+            meta[f"n_{split}"] = int(len(rows))
+    if not meta.get("n_test"):
         raise ValueError(f"dataset {name!r} (source {spec['source']!r}) produced no test images")
     save_npz(out_npz, arrays, meta)
     log.info("dataset %s: %s", name, {k: v.shape for k, v in arrays.items()})

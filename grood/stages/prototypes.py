@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
 from grood.stages.io import load_split
-from grood.storage import provenance, read_zarr, save_npz, sha256_file
+from grood.storage import provenance, save_npz, sha256_file
 from grood.vocab import OOD_DATA_SOURCES, PROTOTYPE_SOURCES
 
 log = logging.getLogger("grood")
 
 
 def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, params: dict, out_npz,
-                     seed: int = 0, ood_val_npz=None, device: str = "auto", threads: int | None = None) -> dict:
-    """Class prototypes ``P``, early prototypes ``Q`` and the OOD prototype ``p_ood`` from ``source``."""
+                     seed: int = 0, ood_val_npz=None, device: str = "auto", threads: int | None = None,
+                     workers: int = 0) -> dict:
+    """Class prototypes ``P``, early prototypes ``Q`` and the OOD prototype ``p_ood`` from ``source``
+    (``workers`` decode a file-list dataset's images in parallel)."""
+    import zarr
+
     from grood import prototypes as pr
     from grood.device import select_device, set_threads
     from grood.forward import forward_batches
@@ -29,14 +34,18 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
     model, meta = load_checkpoint(model_pt, dev)
     spec = InputSpec.from_dict(meta["spec"])
     num_classes = meta["num_classes"]
-    feats, _ = read_zarr(train_features_zarr, ["features", "labels"])
-    P = pr.class_means(feats["features"], feats["labels"], num_classes)
+    if not Path(train_features_zarr).exists():
+        raise FileNotFoundError(f"Zarr store {train_features_zarr} does not exist; re-run the rule that makes it")
+    train = zarr.open_group(str(train_features_zarr), mode="r")
+    labels = train["labels"][:]
+    # streamed: ImageNet's training features (1.28M × 2048 float32, 10 GB) are never in memory at once
+    P = pr.class_means_streamed(train["features"], labels, num_classes)
     arrays = {"P": P.astype(np.float32)}
     info: dict = {"source": source, "uses_ood_data": source in OOD_DATA_SOURCES}
     if source == "mixup":
         layer = params["layer"]
-        x_train, _ = load_split(data_npz, "train")
-        Q = pr.early_prototypes(model, x_train, feats["labels"], num_classes, layer, spec, dev)
+        x_train, _ = load_split(data_npz, "train", workers)
+        Q = pr.early_prototypes(model, x_train, labels, num_classes, layer, spec, dev)
         rng = np.random.default_rng(seed)
         n_mix = min(int(params["n_mix"]), len(x_train))
         pick = np.sort(rng.choice(len(x_train), n_mix, replace=False))
@@ -54,7 +63,7 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
     else:  # ood_val: real OOD validation images — uses OOD data, flagged in every result
         if ood_val_npz is None:
             raise ValueError("OOD-prototype source 'ood_val' needs prototypes.ood_val_dataset in the config")
-        x_val, _ = load_split(ood_val_npz, "test")
+        x_val, _ = load_split(ood_val_npz, "test", workers)
         n = min(int(params["n_mix"]), len(x_val))
         out = forward_batches(model, x_val[:n], spec, dev, name="ood_val prototype")
         p_ood = out["features"].mean(0)

@@ -17,11 +17,12 @@ log = logging.getLogger("grood")
 
 def score_stage(detector_pkl, stores: list, out, model_pt=None, data_npz=None, split: str = "test",
                 device: str = "auto", threads: int | None = None, rows: tuple[int, int] | None = None,
-                shard: tuple[int, int] | None = None, align: int = 1) -> tuple[int, int]:
+                shard: tuple[int, int] | None = None, align: int = 1, workers: int = 0) -> tuple[int, int]:
     """Score one part with a fitted detector, to ``out``; returns the row range scored.
 
     A detector that ``needs_network`` (ODIN) also gets the model (``model_pt``) and the part's
-    images (``split`` of ``data_npz``).  ``rows=(start, stop)`` scores only those rows, to ``.npy``.
+    images (``split`` of ``data_npz``; a file list is decoded by ``workers`` processes).
+    ``rows=(start, stop)`` scores only those rows, to ``.npy``.
     ``shard=(i, N)`` scores shard ``i`` of ``N`` to ``.npz`` (``scores`` + shard meta) for
     :func:`grood.shards.merge_npz_rows`: rows aligned to ``align`` (the feature batch size, so
     shards read whole chunks) or, for a detector that runs the network, to its own batch size, so
@@ -38,7 +39,8 @@ def score_stage(detector_pkl, stores: list, out, model_pt=None, data_npz=None, s
         block = int(getattr(det, "batch_size", align)) if det.needs_network else int(align)
         return shard_rows(n, int(shard[0]), int(shard[1]), block)
 
-    scores, (start, stop, n) = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick)
+    scores, (start, stop, n) = _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick,
+                                      workers)
     if shard is None:
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
@@ -50,7 +52,7 @@ def score_stage(detector_pkl, stores: list, out, model_pt=None, data_npz=None, s
     return start, stop
 
 
-def _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick_rows):
+def _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pick_rows, workers=0):
     """Scores (float64) of the rows ``pick_rows(n, detector)`` of a part, and ``(start, stop, n)``."""
     from grood.detectors.base import check_finite
 
@@ -61,7 +63,7 @@ def _score(detector_pkl, stores, model_pt, data_npz, split, device, threads, pic
         if model_pt is None or data_npz is None:
             raise ValueError(f"{type(det).__name__} needs the network: pass model_pt and data_npz "
                              f"(the score rule adds them for detectors with needs_network)")
-        images, _ = load_split(data_npz, split)
+        images, _ = load_split(data_npz, split, workers)
         n = len(images)
     else:
         n = stored_rows(stores, det.requires)

@@ -1,5 +1,4 @@
 # Everything that is not a rule: config validation, names, paths, input functions, code digests.
-import hashlib
 import re
 from pathlib import Path
 
@@ -69,18 +68,24 @@ def user_data_file(wc):
 def user_folder_manifest(wc):
     """For an ``image_folder`` dataset, a digest of every file's relative path, size and mtime
     (a folder cannot be a Snakemake input): adding, removing or editing an image rebuilds it."""
+    from grood.data.filelist import folder_manifest
+
     path = _user_path(wc.dataset)
     if path is None or DATASETS[wc.dataset]["source"] != "image_folder" or not path.is_dir():
         return ""
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        st = f.stat()
-        h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return folder_manifest(path)
 
 
 def train_params(bench):
     return canonical(BENCH[bench]["train"])
+
+
+def train_weights_input(wc):
+    """A benchmark's own checkpoint file (train.checkpoint) as an input: new weights re-run train."""
+    from grood.model_source import model_source
+
+    source = model_source(BENCH[wc.bench]["train"])
+    return [source.checkpoint] if source.checkpoint else []
 
 
 def prototype_params(source):

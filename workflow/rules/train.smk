@@ -1,6 +1,7 @@
 rule train:
     input:
         data=lambda wc: dataset_npz(BENCH[wc.bench]["id"]),
+        weights=train_weights_input,
     output:
         model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
         summary=f"{R}/{{bench}}/seed{{seed}}/train.json",

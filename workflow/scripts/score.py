@@ -1,4 +1,4 @@
-from grood.stages import setup_logging
+from grood.stages import decode_workers, setup_logging
 from grood.stages.score import score_stage
 
 setup_logging(snakemake.log[0])
@@ -9,4 +9,5 @@ if snakemake.input.model:
 shard = snakemake.params.shard  # [i, N] when shards.score > 1, else None
 score_stage(snakemake.input.detector, list(snakemake.input.stores), snakemake.output.scores,
             split=snakemake.params.split, device=snakemake.params.device, threads=snakemake.threads,
-            shard=tuple(shard) if shard else None, align=snakemake.params.align or 1, **network)
+            shard=tuple(shard) if shard else None, align=snakemake.params.align or 1,
+            workers=decode_workers(snakemake.config), **network)

@@ -1,7 +1,7 @@
-from grood.stages import setup_logging
+from grood.stages import decode_workers, setup_logging
 from grood.stages.train import train_stage
 
 setup_logging(snakemake.log[0])
 train_stage(snakemake.input.data, snakemake.output.model, snakemake.output.summary,
             dict(snakemake.params.train), int(snakemake.wildcards.seed), snakemake.params.device,
-            snakemake.threads)
+            snakemake.threads, workers=decode_workers(snakemake.config))
