@@ -9,9 +9,10 @@ sections refer to each other.
 
 from __future__ import annotations
 
-from grood.data import REGISTRY, check_spec, same_images
+from grood.data import REGISTRY, aux_overlap, check_spec, same_images
 from grood.detectors import GradientStoreDetector, check_detector, make_detector
 from grood.model_source import train_problems
+from grood.train_config import GREG_OPTIONS, GREG_PLUS_OPTIONS, TrainConfig
 from grood.vocab import PROTOTYPE_KEYS
 
 
@@ -32,6 +33,7 @@ def validate(config: dict) -> list[str]:
     problems += _benchmarks(config)
     problems += _detectors(config)
     problems += _ood_val(config, resolved)
+    problems += _training(config)
     return problems
 
 
@@ -132,3 +134,96 @@ def _ood_val(config: dict, resolved: dict[str, dict]) -> list[str]:
                             f"Fix: choose an OOD-validation dataset that no benchmark uses (another "
                             f"source, path or noise seed)")
     return problems
+
+
+# ------------------------------------------------------------- training methods (GReg, issue 10)
+
+def aux_sets(bench_spec: dict) -> list[str]:
+    """A benchmark's auxiliary outlier datasets (``aux:`` is one name or a list; none for CE)."""
+    aux = bench_spec.get("aux") or []
+    return [aux] if isinstance(aux, str) else list(aux)
+
+
+def train_settings(train: dict) -> dict:
+    """The training options a benchmark's method reads: a CE benchmark's settings stay what they
+    were before GReg existed (no ``method``, ``init`` or GReg keys from the schema's defaults), so
+    its train params, and its runs, are unchanged; ``greg`` drops the GReg+-only options."""
+    defaults = TrainConfig()
+    method = train.get("method", "ce")
+    unread = {"ce": GREG_OPTIONS + GREG_PLUS_OPTIONS, "greg": GREG_PLUS_OPTIONS, "greg_plus": ()}
+    drop = set(unread.get(method, ()))
+    drop |= {k for k in ("method", "init") if train.get(k, getattr(defaults, k)) == getattr(defaults, k)}
+    return {k: v for k, v in train.items() if k not in drop}
+
+
+def _training(config: dict) -> list[str]:
+    """Each benchmark's training options, its auxiliary outliers (named datasets, needed exactly by
+    greg / greg_plus, sharing nothing with any benchmark's OOD test sets) and its ``train.init``."""
+    datasets, benches, problems = config["datasets"], config["benchmarks"], []
+    tested_by = {}  # OOD test set → the first benchmark that tests on it
+    for b, spec in benches.items():
+        for o in spec["ood"]:
+            tested_by.setdefault(o, b)
+    for b, spec in benches.items():
+        train = spec.get("train") or {}
+        method, aux = train.get("method", "ce"), aux_sets(spec)
+        adopted = [k for k in ("pretrained", "checkpoint") if train.get(k)]
+        if adopted and method != "ce":
+            problems.append(f"benchmarks.{b}.train.method: {method} trains, but train.{adopted[0]} adopts a "
+                            f"network without training; remove train.{adopted[0]} (use train.init to "
+                            f"fine-tune another benchmark's backbone), or set train.method: ce")
+        if not adopted:  # an adopted network's section is checked by grood.model_source
+            try:
+                TrainConfig.from_dict({k: v for k, v in train.items() if k != "preprocess"} | {"seed": 0})
+            except ValueError as e:
+                problems.append(f"benchmarks.{b}.{e}" if str(e).startswith("train.") else f"benchmarks.{b}.train: {e}")
+        if method != "ce" and not aux:
+            problems.append(f"benchmarks.{b}.aux: train.method {method} trains on auxiliary outliers but "
+                            f"none are named; add `aux: <dataset>` (e.g. a dataset of source font_glyphs "
+                            f"or scrambled_train), or set train.method: ce")
+        if method == "ce" and aux:
+            problems.append(f"benchmarks.{b}.aux: train.method ce does not use auxiliary outliers; remove "
+                            f"aux, or set train.method to greg or greg_plus")
+        for a in aux:
+            if a not in datasets:
+                problems.append(f"benchmarks.{b}.aux: {a!r} is not a dataset; add it under datasets:")
+                continue
+            if a == spec["id"]:
+                problems.append(f"benchmarks.{b}.aux: {a!r} is the benchmark's ID set; auxiliary "
+                                f"outliers must be other images (e.g. source scrambled_train with base "
+                                f"{datasets[a]['source']!r})")
+            for o, ob in tested_by.items():
+                why = aux_overlap(a, datasets[a], o, datasets[o]) if o in datasets else None
+                if why:
+                    problems.append(f"benchmarks.{b}.aux: {why}; {o!r} is an OOD test set of "
+                                    f"benchmarks.{ob}. Fix: take the auxiliary outliers from another "
+                                    f"source, path, noise generator or characters")
+        problems += _init(b, benches)
+    return problems
+
+
+def _init(b: str, benches: dict) -> list[str]:
+    """``train.init`` names another benchmark with the same ID set and network, and no cycle."""
+    def net(spec):
+        t, d = spec.get("train", {}), TrainConfig()
+        return t.get("arch", d.arch), t.get("width", d.width)
+
+    init = benches[b].get("train", {}).get("init")
+    if init is None:
+        return []
+    key = f"benchmarks.{b}.train.init"
+    if init not in benches:
+        return [f"{key}: {init!r} is not a benchmark; name the benchmark whose backbone to fine-tune, "
+                f"or remove train.init"]
+    if benches[init]["id"] != benches[b]["id"] or net(benches[init]) != net(benches[b]):
+        return [f"{key}: benchmark {init!r} trains {net(benches[init])} on {benches[init]['id']!r}, "
+                f"this one {net(benches[b])} on {benches[b]['id']!r}; fine-tune only from a benchmark "
+                f"with the same ID set, arch and width"]
+    seen, cur = [b], init
+    while cur is not None and cur in benches:
+        if cur in seen:
+            return [f"{key}: the chain {' -> '.join([*seen, cur])} is a cycle; let one of them train "
+                    f"from scratch (no train.init)"]
+        seen.append(cur)
+        cur = benches[cur].get("train", {}).get("init")
+    return []

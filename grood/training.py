@@ -12,49 +12,13 @@ import torch
 from torch import nn
 
 from grood.device import autocast, seed_everything
+from grood.greg import GRegWeights, energy, greg_plus_sample, greg_terms
 from grood.models import StagedNet, build_model
 from grood.preprocess import InputSpec, spec_from_training, to_tensor
 from grood.progress import progress
+from grood.train_config import AUGMENTATIONS, METHODS, SCHEDULERS, TrainConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
-
-
-#: learning-rate schedules, stepped once per batch: ``cosine`` is OpenOOD v1.5's (from ``lr`` down to
-#: 1e-6 over all steps), ``onecycle`` a one-cycle ramp (15% warm-up), ``constant`` none
-SCHEDULERS = ("cosine", "onecycle", "constant")
-#: training augmentations: ``crop_flip`` is OpenOOD's (random crop with 4 px zero padding + horizontal
-#: flip), ``crop`` the crop alone (for digits and letters, which flips change), ``shift`` up to 2 px
-#: translations with repeated border pixels
-AUGMENTATIONS = ("none", "shift", "crop", "crop_flip")
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "lenet5"
-    width: int | None = None
-    epochs: int = 2
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    scheduler: str = "cosine"
-    precision: str = "auto"
-    augment: str = "none"
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(known)}")
-        cfg = cls(**d)
-        if cfg.scheduler not in SCHEDULERS:
-            raise ValueError(f"train.scheduler: {cfg.scheduler!r} is not one of {SCHEDULERS}")
-        if cfg.augment not in AUGMENTATIONS:
-            raise ValueError(f"train.augment: {cfg.augment!r} is not one of {AUGMENTATIONS}")
-        return cfg
 
 
 @dataclass
@@ -133,15 +97,136 @@ def make_scheduler(opt: torch.optim.Optimizer, kind: str, lr: float, total_steps
     raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {kind!r}")
 
 
-def train(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, device: torch.device) -> TrainResult:
-    """Train from scratch; the same ``cfg`` (seed included) and thread count give the same weights on CPU."""
+def _load_init(model: StagedNet, state: dict) -> None:
+    """Start from ``state`` (e.g. the CE backbone GReg fine-tunes); a mismatch names the fix."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"the initial weights do not fit this network ({e}); fine-tune from a "
+                         f"checkpoint of the same arch, width and classes") from None
+
+
+#: the outliers' random stream: SeedSequence([seed, OUTLIER_STREAM]), apart from the ID stream
+OUTLIER_STREAM = 7
+
+
+class OutlierFeed:
+    """The auxiliary outliers of a GReg / GReg+ run, one batch per step, and the step's loss.
+
+    The outliers have random streams of their own (order, augmentation, K-Means seeding), derived
+    from the run's seed, so the ID batches, their augmentation and the initial weights are exactly
+    those of a CE run with the same seed: the methods differ only in what they add.
+    """
+
+    def __init__(self, images: np.ndarray, spec: InputSpec, cfg: TrainConfig, device: torch.device):
+        self.x = to_tensor(images, spec, "auxiliary outlier images")
+        self.spec, self.cfg, self.device = spec, cfg, device
+        self.weights = GRegWeights(float(cfg.m_in), float(cfg.m_aux), float(cfg.lambda_s),
+                                   float(cfg.lambda_grad))
+        seed = int(np.random.SeedSequence([cfg.seed, OUTLIER_STREAM]).generate_state(1)[0])
+        self.g = torch.Generator().manual_seed(seed)  # outlier order and augmentation, on the CPU
+        self.device_g = torch.Generator(device=device).manual_seed(seed)  # K-Means seeding, fill
+        self.order, self.pos = torch.empty(0, dtype=torch.long), 0
+        self.start_epoch()
+
+    def start_epoch(self) -> None:
+        self.sums: dict[str, float] = dict.fromkeys(
+            ("ce", "l_s", "l_grad", "in_mask", "aux_mask", "energy_in", "energy_aux"), 0.0)
+        self.n_in = self.n_aux = self.steps = 0
+        self.sampler_seconds = 0.0
+
+    def _next_indices(self, n: int) -> torch.Tensor:
+        """The next ``n`` outliers of an endless walk through seeded permutations of the set."""
+        parts = []
+        while n > 0:
+            if self.pos == len(self.order):
+                self.order, self.pos = torch.randperm(len(self.x), generator=self.g), 0
+            take = self.order[self.pos : self.pos + n]
+            self.pos += len(take)
+            n -= len(take)
+            parts.append(take)
+        return torch.cat(parts)
+
+    def batch(self, model: StagedNet) -> torch.Tensor:
+        """This step's outliers, augmented like the ID batch: GReg takes the next ``aux_batch``,
+        GReg+ draws a pool of ``pool`` and keeps the ``aux_batch`` its energy-based sampling picks."""
+        cfg = self.cfg
+        plus = cfg.method == "greg_plus"
+        xa = self.x[self._next_indices(cfg.pool if plus else cfg.aux_batch)]
+        xa = augment_batch(xa, cfg.augment, self.g, self.spec)
+        xa = xa.to(self.device, memory_format=torch.channels_last, non_blocking=True)
+        if plus:
+            t0 = time.perf_counter()
+            with autocast(self.device, cfg.precision):
+                pick = greg_plus_sample(model, xa, cfg.aux_batch, cfg.n_clusters, cfg.with_highest,
+                                        cfg.kmeans_n_init, self.device_g)
+            xa = xa[pick]
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.sampler_seconds += time.perf_counter() - t0
+        return xa
+
+    def loss(self, model: StagedNet, xb: torch.Tensor, yb: torch.Tensor,
+             loss_fn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ID logits, CE + λ_S·L_S + λ_∇·L_∇) of one step: ID and outliers in one forward pass."""
+        n = len(xb)
+        x = torch.cat([xb, self.batch(model)]).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        with autocast(self.device, self.cfg.precision):
+            logits = model(x)
+        ce = loss_fn(logits[:n].float(), yb)
+        e = energy(logits)
+        terms = greg_terms(e, x, n, self.weights)
+        n_aux = len(x) - n
+        for key, value in (("ce", ce.detach() * n), ("l_s", terms.l_s), ("l_grad", terms.l_grad),
+                           ("in_mask", terms.in_mask.sum()), ("aux_mask", terms.aux_mask.sum()),
+                           ("energy_in", e[:n].detach().sum()), ("energy_aux", e[n:].detach().sum())):
+            self.sums[key] += float(value)
+        self.n_in, self.n_aux, self.steps = self.n_in + n, self.n_aux + n_aux, self.steps + 1
+        return logits[:n], ce + terms.loss
+
+    def epoch_log(self) -> dict:
+        """The epoch's loss parts: CE per ID sample, L_S and L_∇ per step, the share of ID /
+        outlier samples inside their margin (the L_∇ masks), mean energies, sampler cost."""
+        s, steps = self.sums, max(self.steps, 1)
+        row = {"ce": s["ce"] / self.n_in, "l_s": s["l_s"] / steps, "l_grad": s["l_grad"] / steps,
+               "in_mask": s["in_mask"] / self.n_in, "aux_mask": s["aux_mask"] / self.n_aux,
+               "energy_in": s["energy_in"] / self.n_in, "energy_aux": s["energy_aux"] / self.n_aux}
+        if self.cfg.method == "greg_plus":
+            row["sampler_seconds"] = round(self.sampler_seconds, 2)
+            row["sampler_ms_per_step"] = round(1000 * self.sampler_seconds / steps, 2)
+        return row
+
+
+def train(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, device: torch.device,
+          aux_images: np.ndarray | None = None, init: dict | None = None) -> TrainResult:
+    """Train from scratch, or fine-tune from ``init`` (a state dict of the same architecture); the
+    same ``cfg`` (seed included), ``init`` and thread count give the same weights on CPU.
+
+    ``method: ce`` trains on the ID images alone; ``greg`` / ``greg_plus`` also need ``aux_images``,
+    uint8 auxiliary outliers, converted with the ID set's input spec and augmented like it.
+    """
+    cfg.validate()
+    if cfg.method == "ce" and aux_images is not None:
+        raise ValueError("auxiliary outlier images were given but train.method is 'ce', which does not "
+                         "use them; set train.method to greg or greg_plus, or leave the outliers out")
+    if cfg.method != "ce" and aux_images is None:
+        raise ValueError(f"train.method {cfg.method!r} needs auxiliary outlier images (aux_images); "
+                         f"name an auxiliary dataset for this benchmark, or use method ce")
+    if (cfg.init is None) != (init is None):
+        raise ValueError(f"train.init is {cfg.init!r} but initial weights were "
+                         f"{'not ' if init is None else ''}given; pass the weights of benchmark "
+                         f"{cfg.init!r}'s backbone, or set train.init to the benchmark they come from")
     g = seed_everything(cfg.seed)
     y_np, classes = encode_labels(labels)
     spec = spec_from_training(images)
     x_all = to_tensor(images, spec, "training images")
     y_all = torch.from_numpy(y_np)
     model = build_model(cfg.arch, spec.channels, len(classes), cfg.width, spec.size).to(device)
+    if init is not None:
+        _load_init(model, init)
     model = model.to(memory_format=torch.channels_last)
+    outliers = None if cfg.method == "ce" else OutlierFeed(aux_images, spec, cfg, device)
 
     steps_per_epoch = math.ceil(len(x_all) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -155,15 +240,20 @@ def train(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, device: torc
         t0 = time.perf_counter()
         order = torch.randperm(len(x_all), generator=g)
         loss_sum = correct = seen = 0
+        if outliers is not None:
+            outliers.start_epoch()
         for i in progress(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}"):
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb = x_all[idx]
             xb = augment_batch(xb, cfg.augment, g, spec)
             xb = xb.to(device, memory_format=torch.channels_last, non_blocking=True)
             yb = y_all[idx].to(device, non_blocking=True)
-            with autocast(device, cfg.precision):
-                logits = model(xb)
-                loss = loss_fn(logits.float(), yb)
+            if outliers is None:
+                with autocast(device, cfg.precision):
+                    logits = model(xb)
+                    loss = loss_fn(logits.float(), yb)
+            else:
+                logits, loss = outliers.loss(model, xb, yb, loss_fn)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -174,6 +264,10 @@ def train(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, device: torc
         row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
                "lr": opt.param_groups[0]["lr"],
                "seconds": round(time.perf_counter() - t0, 2)}
+        if outliers is not None:
+            row.update(outliers.epoch_log())
+            log.info("epoch %(epoch)d: CE %(ce).4f, L_S %(l_s).4f, L_grad %(l_grad).4f, ID inside m_in "
+                     "%(in_mask).3f, outliers inside m_aux %(aux_mask).3f", row)
         log.info("epoch %(epoch)d: loss %(loss).4f, train acc %(train_acc).4f, %(seconds).1f s", row)
         history.append(row)
     model.eval()

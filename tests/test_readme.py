@@ -22,7 +22,7 @@ from conftest import REPO, parse_dry_run
 
 pytestmark = pytest.mark.slow  # starts snakemake
 README = (REPO / "README.md").read_text()
-SECTIONS = ("Quick start", "Configuration")
+SECTIONS = ("Quick start", "Configuration", "GReg and GReg+")
 
 
 def section(title: str) -> str:

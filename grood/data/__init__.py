@@ -6,11 +6,13 @@
 Modules, one job each: ``fetch`` (download + cache + sha256), ``debfile`` (read a .deb),
 ``pins`` (pinned digests), ``formats`` (idx, GIMP .pat, numpy pickles), ``letters`` (font
 rendering), ``synthetic`` (noise), ``subset`` (stratified subsets), ``sources`` (the sources and
-their parameters), ``build`` (:func:`build_dataset`).
+their parameters), ``build`` (:func:`build_dataset`); for GReg's auxiliary outliers ``scramble``
+(destroyed images), ``outliers`` (their sources) and ``overlap`` (:func:`aux_overlap`).
 """
 from .build import build_dataset
 from .errors import DataError
+from .overlap import aux_overlap
 from .sources import REGISTRY, SOURCES, check_spec, required_params, same_images
 
-__all__ = ["build_dataset", "SOURCES", "REGISTRY", "DataError", "check_spec", "required_params",
-           "same_images"]
+__all__ = ["build_dataset", "SOURCES", "REGISTRY", "DataError", "aux_overlap", "check_spec",
+           "required_params", "same_images"]

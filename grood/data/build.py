@@ -71,6 +71,7 @@ def build_dataset(source: str, params: dict | None, raw_dir: Path) -> dict:
         "shapes": {f"x_{s}": list(out[f"x_{s}"].shape) for s in splits},
         "dtypes": {"x": "uint8", "y": "int64"},
         "subset_method": SUBSET_METHOD,
+        **({"role": spec.role} if spec.role else {}),
         **out.pop("meta"),
     }
     meta["build_seconds"] = round(time.perf_counter() - t0, 3)

@@ -4,7 +4,8 @@ Built from the prepared ``resources/data/<name>.npz`` files (their ``__meta__`` 
 images; training arrays are never loaded), so it is cheap and always matches what was used:
 
 * ``datacard.csv``: one row per dataset -- name, source, licence, train/test counts, image shape,
-  classes, role per benchmark (``ID``, ``near``, ``far``, ``ood_val``), upstream files;
+  classes, role per benchmark (``ID``, ``near``, ``far``, ``ood_val``, ``auxiliary outliers
+  (training only)``: GReg's), upstream files;
 * ``datacard.md``: the same table plus each dataset's description, parameters and notes;
 * ``datacard.png``: a grid of seeded sample test images, one row per dataset.
 """
@@ -15,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .outliers import AUX_ROLE  # the role of a dataset a GReg / GReg+ benchmark trains on
+
 N_SAMPLES = 8  # images per dataset in the grid
 
 
 def roles(benchmarks: dict, ood_val: str | None = None) -> dict[str, dict[str, str]]:
-    """dataset → {benchmark: role}; role ID / near / far, and ood_val for the prototype set."""
+    """dataset → {benchmark: role}; role ID / near / far, ood_val for the prototype set, and
+    AUX_ROLE for the auxiliary outliers a benchmark trains on (its ``aux``: one name or a list)."""
     out: dict[str, dict[str, str]] = {}
     for bench, spec in benchmarks.items():
         out.setdefault(spec["id"], {})[bench] = "ID"
@@ -28,6 +32,10 @@ def roles(benchmarks: dict, ood_val: str | None = None) -> dict[str, dict[str, s
     if ood_val:
         for bench in benchmarks:
             out.setdefault(ood_val, {}).setdefault(bench, "ood_val")
+    for bench, spec in benchmarks.items():
+        aux = spec.get("aux") or []
+        for name in [aux] if isinstance(aux, str) else aux:
+            out.setdefault(name, {})[bench] = AUX_ROLE
     return out
 
 
@@ -135,8 +143,9 @@ def _markdown(table, metas: dict[str, dict], png_name: str) -> str:
     lines = ["# Data card", "",
              "Every dataset this run prepared: where it comes from, its licence, its size and its "
              "role in each benchmark (ID: in-distribution; near / far: OOD groups; ood_val: "
-             "images used to form the OOD prototype, flagged in results). Built from the "
-             "prepared files' metadata.", "",
+             "images used to form the OOD prototype, flagged in results; auxiliary outliers "
+             "(training only): images a GReg / GReg+ backbone trains on as "
+             "outliers, never tested on). Built from the prepared files' metadata.", "",
              table[cols].to_markdown(index=False), "", f"![sample test images]({png_name})", ""]
     for name, meta in metas.items():
         params = {k: v for k, v in meta.get("params", {}).items()
@@ -144,6 +153,7 @@ def _markdown(table, metas: dict[str, dict], png_name: str) -> str:
         notes = meta.get("notes")
         lines += [f"## {name}", "",
                   f"- **source**: `{meta.get('source', '?')}` -- {meta.get('description', '')}",
+                  *([f"- **role**: {meta['role']}"] if meta.get("role") else []),
                   f"- **licence**: {meta.get('licence', '?')}",
                   f"- **params**: `{json.dumps(params, sort_keys=True)}`",
                   f"- **counts**: {meta.get('counts', {})}"

@@ -1,4 +1,6 @@
-"""MNIST-style rendering of letters A-J from font files (a notMNIST-like "letters-fonts" set).
+"""MNIST-style rendering of glyphs from font files: letters A-J (a notMNIST-like "letters-fonts"
+test set) and, for GReg's auxiliary outliers, capitals K-Z, punctuation and maths symbols
+(:data:`grood.data.outliers.AUX_GLYPHS`).
 
 Each glyph is rendered large with FreeType (PIL), cropped to its ink, scaled (aspect kept, LANCZOS)
 so that its longer side is 20 px, and pasted into a 28x28 canvas translated (by whole pixels) so
@@ -87,7 +89,54 @@ def load_face(data: bytes, name: str
 
 
 def render_augmented(font: ImageFont.FreeTypeFont, letter: int,
-                     rng: np.random.Generator) -> np.ndarray:
-    """One seeded small variation: rotation +-12 degrees, glyph box 16-20 px."""
-    ink = _render(font, LETTERS[letter], angle=float(rng.uniform(-12, 12)))
+                     rng: np.random.Generator, chars: str = LETTERS) -> np.ndarray:
+    """One seeded small variation of ``chars[letter]``: rotation +-12 degrees, glyph box 16-20 px."""
+    ink = _render(font, chars[letter], angle=float(rng.uniform(-12, 12)))
     return mnist_style(ink, box=int(rng.integers(16, BOX + 1)))
+
+
+def named_glyphs(data: bytes, chars: str) -> set[str]:
+    """The ``chars`` the font maps, in its Unicode cmap, to a glyph named for that very character
+    (Adobe Glyph List: ``K``, ``K.alt``, ``uni004B``). A symbol or dingbat font maps ``K`` to
+    Kappa or to an ornament and drops out this way; unnamed glyphs are not trusted either."""
+    from fontTools.agl import toUnicode
+    from fontTools.ttLib import TTFont
+
+    try:
+        cmap = TTFont(io.BytesIO(data), fontNumber=0, lazy=True).getBestCmap() or {}
+    except Exception as e:  # fontTools raises many types for fonts it cannot parse
+        log.info("fontTools cannot read a font's cmap (%s): none of its glyphs is used", e)
+        return set()
+    return {ch for ch in chars if ord(ch) in cmap and toUnicode(cmap[ord(ch)]) == ch}
+
+
+def load_glyphs(data: bytes, name: str, chars: str
+                ) -> tuple[ImageFont.FreeTypeFont, dict[str, np.ndarray], list[np.ndarray]] | None:
+    """(face, {char: cropped ink}, the face's own A-J inks) for the ``chars`` it really draws, or
+    None if it draws none of them.
+
+    A character counts when the face names its glyph for it (:func:`named_glyphs`), draws some
+    ink (at least 16 px), and the ink is neither the .notdef box, nor identical to the face's own
+    drawing of a letter A-J (so no test letter enters under another code point), nor to a
+    character already taken from this face (one fallback glyph behind several code points).
+    """
+    try:
+        font = ImageFont.truetype(io.BytesIO(data), RENDER_PX)
+        letters = [g for g in (_render(font, ch) for ch in LETTERS) if g is not None]
+        banned = [g for g in [_render(font, _MISSING), *letters] if g is not None]
+        named = named_glyphs(data, chars)
+        taken: dict[str, np.ndarray] = {}
+        for ch in chars:
+            ink = _render(font, ch) if ch in named else None
+            if ink is None or ink.size < 16:
+                continue
+            if any(ink.shape == g.shape and np.array_equal(ink, g) for g in [*banned, *taken.values()]):
+                continue
+            taken[ch] = ink
+    except (OSError, ValueError) as e:
+        log.info("skipping font %s: %s", name, e)
+        return None
+    if not taken:
+        log.info("skipping font %s: it draws none of the auxiliary glyphs", name)
+        return None
+    return font, taken, letters

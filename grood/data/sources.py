@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import ondisk, pins, user
+from . import ondisk, outliers, pins, user
 from .errors import DataError
 from .fetch import Corrupt, deb_version, fetch_debs, fetch_wheel, manifest_digest, sha256_bytes
 from .debfile import read_members
@@ -39,6 +39,10 @@ class Source:
     class_names: tuple[str, ...] = ()  # empty: decided by the data (user folders, .npz)
     #: source-specific parameter checks (may normalise ``p`` in place); DataError when bad
     check: Callable[[dict, str], None] | None = None
+    #: whether the source can have a training split (user files may still lack one)
+    train_split: bool = True
+    #: what the data is for, when fixed by the source (the data card shows it), e.g. outliers.AUX_ROLE
+    role: str = ""
 
 
 COMMON_PARAMS = {"classes": None, "max_train": None, "max_test": None, "seed": 0}
@@ -178,11 +182,12 @@ def _verify_fonts(pkg: str, deb: Path) -> tuple[dict[str, bytes], str, list[str]
     return members, deb_version(deb), _licences_from_copyright(copyright_text)
 
 
-def _build_letters(p: dict, raw_dir: Path) -> Arrays:
-    from .letters import LETTERS, load_face, mnist_style, render_augmented
-
-    fetched = fetch_debs(sorted(pins.FONT_PACKAGES), raw_dir, _verify_fonts)
-    faces, skipped, seen, upstream, licences = [], [], set(), [], set()
+def font_files(raw_dir: Path, packages: list[str] | None = None
+               ) -> tuple[list[tuple[str, bytes]], list[dict], set[str]]:
+    """Every distinct font file of the pinned Debian font packages (all, or ``packages``), as
+    ``("pkg:path", bytes)`` sorted by package and path; plus upstream records and licences."""
+    fetched = fetch_debs(sorted(packages or pins.FONT_PACKAGES), raw_dir, _verify_fonts)
+    out, seen, upstream, licences = [], set(), [], set()
     for pkg in sorted(fetched):
         files, version, lic = fetched[pkg]
         upstream.append({**_deb_source(pkg, version), "files": len(files),
@@ -193,11 +198,21 @@ def _build_letters(p: dict, raw_dir: Path) -> Arrays:
             if digest in seen:  # the same font file shipped twice
                 continue
             seen.add(digest)
-            face = load_face(files[rel], f"{pkg}:{rel}")
-            if face is None:
-                skipped.append(f"{pkg}:{rel}")
-            else:
-                faces.append((f"{pkg}:{rel}", *face))
+            out.append((f"{pkg}:{rel}", files[rel]))
+    return out, upstream, licences
+
+
+def _build_letters(p: dict, raw_dir: Path) -> Arrays:
+    from .letters import LETTERS, load_face, mnist_style, render_augmented
+
+    files, upstream, licences = font_files(raw_dir)
+    faces, skipped = [], []
+    for label, data in files:
+        face = load_face(data, label)
+        if face is None:
+            skipped.append(label)
+        else:
+            faces.append((label, *face))
     x = np.stack([mnist_style(ink) for _, _, inks in faces for ink in inks])
     y = np.tile(np.arange(len(LETTERS), dtype=np.int64), len(faces))
     n = len(x) if p["n"] is None else p["n"]
@@ -343,21 +358,34 @@ _SOURCES = [
            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                         "Sneaker", "Bag", "Ankle boot")),
     Source("animal_mnist", "Animal-MNIST silhouettes, 10k test, 28x28 grey, 10 classes (PyPI "
-           "animal-mnist 0.4)", "MIT", _build_animal,
+           "animal-mnist 0.4)", "MIT", _build_animal, train_split=False,
            class_names=("Bear", "Bird", "Cat", "Cow", "Dog", "Elephant", "Giraffe", "Horse",
                         "Sheep", "Zebra")),
     Source("letters_fonts", "letters A-J rendered MNIST-style from Debian font packages "
            "(notMNIST-like), 28x28 grey, test only", "per font package (OFL, GPL, ... see "
            "meta.licences)", _build_letters, params={"n": None},
-           class_names=tuple("ABCDEFGHIJ")),
+           class_names=tuple("ABCDEFGHIJ"), train_split=False),
     Source("sklearn_digits", "scikit-learn 8x8 digits upsampled to 20x20 in 28x28, 1,797 test "
-           "images", "BSD-3-Clause", _build_sklearn_digits, class_names=DIGITS),
+           "images", "BSD-3-Clause", _build_sklearn_digits, class_names=DIGITS,
+           train_split=False),
     Source("textures", "random grey 28x28 crops of GIMP patterns (Debian gimp-data, "
            "gimp-data-extras) and scikit-image textures, test only", "GPL-3+ (GIMP patterns), "
-           "CC0 (scikit-image textures)", _build_textures, params={"n": 5000}, labelled=False),
+           "CC0 (scikit-image textures)", _build_textures, params={"n": 5000}, labelled=False,
+           train_split=False),
     Source("noise", "synthetic noise images (gaussian, uniform, bernoulli, blobs), test only",
-           "none (synthetic)", _build_noise, labelled=False,
+           "none (synthetic)", _build_noise, labelled=False, train_split=False,
            params={"kind": _REQUIRED, "n": 10000, "size": 28, "channels": 1}),
+    # auxiliary outliers for GReg / GReg+ (grood.data.outliers): never A-J, never a test split
+    Source("font_glyphs", "Latin capitals K-Z, punctuation and maths symbols rendered MNIST-style "
+           "from the Debian font packages (never A-J, digits or other scripts), 28x28 grey",
+           "per font package (OFL, GPL, ... see meta.licences)", outliers.build_font_glyphs,
+           params=outliers.FONT_GLYPHS_PARAMS, class_names=tuple(outliers.AUX_GLYPHS),
+           check=outliers.check_font_glyphs, train_split=False, role=outliers.AUX_ROLE),
+    Source("scrambled_train", "training images of a base source (never its test split), "
+           "patch-shuffled or elastically warped beyond recognition", "the base source's "
+           "(meta.base.licence)", outliers.build_scrambled_train,
+           params={"base": _REQUIRED, **outliers.SCRAMBLED_PARAMS}, labelled=False,
+           check=outliers.check_scrambled_train, train_split=False, role=outliers.AUX_ROLE),
     # the user's own files (grood.data.ondisk, grood.data.user): `path` points at them
     Source("cifar10", "CIFAR-10 from the user's cifar-10-batches-py (path), 50k train / 10k "
            "test, 32x32 RGB", "no licence stated (Krizhevsky 2009; research use)",

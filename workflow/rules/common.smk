@@ -77,7 +77,19 @@ def user_folder_manifest(wc):
 
 
 def train_params(bench):
-    return canonical(BENCH[bench]["train"])
+    """The options the benchmark's training method reads (grood.config.train_settings)."""
+    return canonical(grood.config.train_settings(BENCH[bench]["train"]))
+
+
+def aux_inputs(wc):
+    """GReg / GReg+: the prepared auxiliary outlier sets the backbone trains on; CE: none."""
+    return [dataset_npz(name) for name in grood.config.aux_sets(BENCH[wc.bench])]
+
+
+def init_model(wc):
+    """train.init: the same seed's checkpoint of the benchmark this one fine-tunes; else none."""
+    init = BENCH[wc.bench]["train"].get("init")
+    return [f"{run_dir(init, wc.seed)}/model.pt"] if init else []
 
 
 def train_weights_input(wc):
@@ -95,7 +107,9 @@ def prototype_params(source):
 
 def benchmark_roles():
     """Each benchmark's ID set and OOD roles, without its training settings (for the data card)."""
-    return canonical({b: {"id": spec["id"], "ood": spec["ood"]} for b, spec in BENCH.items()})
+    return canonical({b: {"id": spec["id"], "ood": spec["ood"],
+                          **({"aux": grood.config.aux_sets(spec)} if spec.get("aux") else {})}
+                      for b, spec in BENCH.items()})
 
 
 #: gradient store name (grood.vocab.gradient_space) → the values that build it, for every
@@ -319,8 +333,9 @@ def network_data(wc):
 # -------------------------------------------------------------------------------- data card
 
 def datacard_datasets():
-    """Datasets with a role: each benchmark's ID and OOD sets, and the ood_val prototype set."""
-    names = [n for spec in BENCH.values() for n in (spec["id"], *spec["ood"])]
+    """Datasets with a role: each benchmark's ID, OOD and auxiliary outlier sets, and the ood_val
+    prototype set."""
+    names = [n for spec in BENCH.values() for n in (spec["id"], *spec["ood"], *grood.config.aux_sets(spec))]
     if config["prototypes"]["ood_val_dataset"]:
         names.append(config["prototypes"]["ood_val_dataset"])
     return list(dict.fromkeys(names))

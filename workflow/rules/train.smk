@@ -2,6 +2,8 @@ rule train:
     input:
         data=lambda wc: dataset_npz(BENCH[wc.bench]["id"]),
         weights=train_weights_input,
+        aux=aux_inputs,
+        init=init_model,
     output:
         model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
         summary=f"{R}/{{bench}}/seed{{seed}}/train.json",

@@ -4,4 +4,5 @@ from grood.stages.train import train_stage
 setup_logging(snakemake.log[0])
 train_stage(snakemake.input.data, snakemake.output.model, snakemake.output.summary,
             dict(snakemake.params.train), int(snakemake.wildcards.seed), snakemake.params.device,
-            snakemake.threads, workers=decode_workers(snakemake.config))
+            snakemake.threads, workers=decode_workers(snakemake.config),
+            aux_npzs=list(snakemake.input.aux), init_model=list(snakemake.input.init))
