@@ -85,6 +85,10 @@ def _check_cover(parts: list[tuple[str, dict]], what: str) -> int:
     return n
 
 
+#: public name: the index shards (:mod:`grood.search.sharded`) check their cover the same way
+check_cover = _check_cover
+
+
 def merge_zarr(shard_stores: list[str | os.PathLike], out_zarr: str | os.PathLike, chunk_rows: int) -> None:
     """Concatenate the rows of shard Zarr stores (written by a stage with ``shard=``) into one
     store, atomically, with ``chunk_rows``-row chunks; arrays, dtypes and values as the unsharded
@@ -147,4 +151,4 @@ def merge_npz_rows(shard_npzs: list[str | os.PathLike], out_npy: str | os.PathLi
     return info
 
 
-__all__ = ["row_ranges", "shard_rows", "shard_attrs", "merge_zarr", "merge_npz_rows"]
+__all__ = ["row_ranges", "shard_rows", "shard_attrs", "check_cover", "merge_zarr", "merge_npz_rows"]

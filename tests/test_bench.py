@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from grood import bench
+from grood import bench, bench_scale
 
 TINY = {
     "gradients": {"n": 120, "dims": (8, 16), "num_classes": 4},
@@ -20,6 +20,9 @@ TINY = {
     "knn": {"n_queries": 40, "n_index": 300, "dims": (8,), "k": 5},
     "zarr": {"n_rows": 300, "width": 8},
     "metrics": {"n": 2_000},
+    "rss": {"n": 600, "dim": 16, "num_classes": 5, "factor": 3, "nlist": 8, "m": 4, "batch_size": 128},
+    "ann": {"n": 6_000, "dim": 16, "n_queries": 80, "nlist": 16, "nprobe": 4, "m": 4},
+    "gemm": {"n": 6_000, "dim": 16, "n_queries": 80, "check_queries": 8},
 }
 
 
@@ -133,7 +136,7 @@ def test_command_prints_table_and_writes_json(tmp_path, monkeypatch, capsys):
     assert all(r["agree"] and r["ratio"] > 0 and len(r["ours_times"]) == 3 for r in result["rows"])
 
 
-@pytest.mark.parametrize("argv", [["--repeats", "2"], ["--cases", "7"], ["--cases", "x"], ["--threads", "0"]])
+@pytest.mark.parametrize("argv", [["--repeats", "2"], ["--cases", "10"], ["--cases", "x"], ["--threads", "0"]])
 def test_command_refuses_bad_arguments(argv):
     with pytest.raises(SystemExit) as e:
         bench.main(argv)
@@ -146,3 +149,73 @@ def test_disagreement_fails_the_command(monkeypatch, capsys):
     monkeypatch.setattr(bench, "sklearn_ood_metrics", lambda a, b: wrong)
     assert bench.main(["--quick", "--device", "cpu", "--cases", "6"]) == 1
     assert "DISAGREEMENT" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ scale cases (7–9)
+
+
+def test_rss_case(tmp_path):
+    rows = bench_scale.case_rss(**TINY["rss"], workdir=tmp_path)
+    check_rows(rows, 7, 6)  # (gradients, ivf_pq, flat) × (N, 3N)
+    assert all(r.memory == "rss/rss" and r.ours_peak_mb > 10 and r.ref_peak_mb > 10 for r in rows)
+    assert all(r.tol == 0 for r in rows)  # streamed and whole-array outputs are bit-equal
+    grown = [r for r in rows if "N=1,800" in r.size]
+    assert len(grown) == 3 and all(isinstance(r.met, bool) and "growth" in r.note for r in grown)
+    assert list(tmp_path.iterdir()) == []  # stores and indexes cleaned up
+
+
+def test_child_peak_rss_is_its_own(tmp_path):
+    """A child's peak must not include the parent's memory (Linux carries ru_maxrss across exec)."""
+    held = np.ones(300 << 17)  # 300 MB, touched, in this process
+    bench_scale.write_feature_store(tmp_path / "f.zarr", 200, 8, 3, seed=0)
+    r = bench_scale.run_child("gradients", features=str(tmp_path / "f.zarr"),
+                              prototypes=str(tmp_path / "f.protos.npz"), out=str(tmp_path / "g.zarr"),
+                              streamed=True, batch_size=64)
+    assert 10 << 20 < r["peak_rss"] < 250 << 20 and held.sum() > 0
+    with pytest.raises(RuntimeError, match="bench child index"):
+        bench_scale.run_child("index", store=str(tmp_path / "missing.zarr"), array="features", spec={},
+                              out=str(tmp_path / "i.faiss"), streamed=True)
+
+
+def test_ann_case():
+    rows = bench_scale.case_ann(**TINY["ann"], repeats=1)
+    check_rows(rows, 8, 2)
+    assert [r.ours for r in rows] == ["ivf_flat", "ivf_pq"] and all(r.reference == "exact" for r in rows)
+    assert isinstance(rows[0].met, bool) and rows[1].met is None
+    assert "recall@1" in rows[0].note and "AUROC" in rows[0].note
+
+
+def test_gemm_floor_case():
+    rows = bench_scale.case_gemm_floor(**TINY["gemm"], repeats=1)
+    check_rows(rows, 9, 5)
+    assert {r.reference for r in rows} == {"numpy GEMM", "torch GEMM"}
+    assert [r.met is not None for r in rows] == [True, False, True, False, False]
+
+
+def test_gemm_floor_computes_the_product():
+    rng = np.random.default_rng(0)
+    q, x = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(np.float32)
+    for lib in ("numpy", "torch"):
+        total = bench_scale.gemm_floor(q, x, block=16, lib=lib)
+        assert total == pytest.approx(sum(float(q[0] @ x[j]) for j in range(0, 50, 16)), rel=1e-5)
+
+
+def test_clustered_space_is_seeded():
+    space = bench_scale.ClusteredSpace(dim=8, latent=3, clusters=4, seed=1)
+    a = np.concatenate(list(space.draw(100, 1, block=30)))
+    b = np.concatenate(list(space.draw(100, 1, block=30)))
+    c = np.concatenate(list(bench_scale.ClusteredSpace(dim=8, latent=3, clusters=4, seed=2).draw(100, 1)))
+    assert a.shape == (100, 8) and a.dtype == np.float32 and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_missed_target_is_reported_not_failed(monkeypatch, capsys):
+    def fake_case(**_):
+        row = bench.Row(9, "exact search vs GEMM", "tiny", "a", "b", "cpu", 1.0, 0.5, 0.5, None, None,
+                        "none/none", True, 0.0, 1e-4, "note", [1.0], [0.5], target="≥ 70% of GEMM", met=False)
+        return [row]
+
+    monkeypatch.setattr(bench_scale, "case_gemm_floor", fake_case)
+    monkeypatch.setitem(bench.SIZES, "quick", TINY)
+    assert bench.main(["--quick", "--device", "cpu", "--cases", "9"]) == 0
+    out = capsys.readouterr().out
+    assert "MISSED: ≥ 70% of GEMM" in out and "targets missed" in out

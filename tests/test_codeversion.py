@@ -122,9 +122,11 @@ def test_known_defects_stay_fixed():
     files = {s: {p.as_posix() for p in closure_files(f"grood.stages.{s}", REPO)} for s in STAGES}
     assert {"grood/forward.py", "grood/device.py"} <= files["prototypes"]
     assert {"grood/device.py", "grood/progress.py"} <= files["train"]
-    assert "grood/prototypes.py" in files["fit_detector"]  # Mahalanobis' class means
     assert {"grood/detectors/base.py", "grood/shards.py", "grood/detectors/store.py"} <= files["score"]
     assert "grood/detectors/store.py" in files["fit_detector"]  # the pickle-free detector files
+    # the detectors' streamed reading and index build (lazy imports inside grood.index)
+    assert {"grood/chunks.py", "grood/search/build.py", "grood/search/spec.py"} <= files["fit_detector"]
+    assert {"grood/search/quality.py", "grood/search/exact.py", "grood/detectors/store.py"} <= files["index_quality"]
     for stage in STAGES:  # every module's parent, and the stages' package (job logging)
         assert {"grood/__init__.py", "grood/stages/__init__.py", f"grood/stages/{stage}.py"} <= files[stage]
     assert "grood/results.py" not in files["score"] and "grood/gradients.py" not in files["prototypes"]

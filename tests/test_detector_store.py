@@ -84,13 +84,21 @@ def test_unfitted_detector_is_not_saved(tmp_path):
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_ivf_index_round_trips(tmp_path):
-    det = make_detector("grood", {"index": "ivf", "nlist": 4, "nprobe": 2})
+@pytest.mark.parametrize("method, params, kind", [
+    ("grood", {"index": "ivf_flat", "nlist": 4, "nprobe": 2}, "IndexIVFFlat"),
+    ("grood", {"index": "ivf_pq", "nlist": 4, "nprobe": 2, "m": 4, "nbits": 4}, "IndexIVFPQ"),
+    ("knn", {"k": 5, "index": "ivf_flat", "nlist": 4, "nprobe": 2}, "IndexIVFFlat"),
+    ("knn", {"k": 5, "index": "ivf_pq", "nlist": 4, "nprobe": 3, "m": 8, "nbits": 4}, "IndexIVFPQ"),
+])
+def test_approximate_index_round_trips(tmp_path, method, params, kind):
+    det = make_detector(method, params)
     det.fit(**{k: _arrays(0)[k] for k in det.fit_requires})
     again = load_detector(_save(det, tmp_path / "g.npz"))
-    assert type(again.index_).__name__ == "IndexIVFFlat" and again.index_.nprobe == 2
-    np.testing.assert_array_equal(again.score(gradients=_arrays(1)["gradients"]),
-                                  det.score(gradients=_arrays(1)["gradients"]))
+    assert type(again.index_).__name__ == kind and again.index_.nprobe == det.index_.nprobe
+    assert (again.index_.nlist, again.index_.ntotal) == (det.index_.nlist, det.index_.ntotal)
+    assert again.get_params() == det.get_params()
+    queries = {k: _arrays(1)[k] for k in det.requires}
+    np.testing.assert_array_equal(again.score(**queries), det.score(**queries))
 
 
 # ------------------------------------------------------------------------------- crafted files

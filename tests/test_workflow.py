@@ -93,3 +93,25 @@ def test_stage_outputs_are_consistent(tiny_run):
     assert scores.shape == (200,) and np.all((scores > 0) & (scores <= 1))
     leftovers = [p for p in (tiny_run / "results").rglob("*") if ".tmp-" in p.name]
     assert not leftovers, leftovers
+
+
+def test_approximate_detector_gets_an_index_quality_report(tmp_path):
+    """The tiny config plus a GROOD detector on an IVF-Flat index: its index_quality job runs and
+    evaluate tabulates recall@1 and the AUROC change per OOD set (exact detectors get none)."""
+    import yaml
+
+    from conftest import REPO, snakemake
+
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    config["detectors"] = {"grood": {"method": "grood", "k": 1},
+                           "grood_ivf": {"method": "grood", "k": 1, "index": "ivf_flat", "nlist": 8, "nprobe": 2}}
+    config["index_quality"] = {"sample": 100}
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, configfile=configfile)
+    res = tmp_path / "results" / "tiny"
+    assert sorted(p.name for p in (res / "seed0" / "index_quality").iterdir()) == ["grood_ivf.json"]
+    table = pd.read_csv(res / "index_quality.csv")
+    assert set(table["ood"]) == {"fashion_tiny", "gaussian_tiny"} and set(table["detector"]) == {"grood_ivf"}
+    assert table["recall_at_k"].between(0, 1).all() and (table["queries"] == 200).all()
+    assert "Approximate indexes" in (res / "results.md").read_text()

@@ -83,7 +83,8 @@ def check_detector(method: str, params: dict, where: str) -> list[str]:
     try:
         make_detector(method, params)
     except ValueError as e:
-        return [f"{where}: {e}"]
+        key = getattr(e, "key", None)  # grood.search.spec.IndexParamError names its key
+        return [f"{where}.{key}: {e}" if key else f"{where}: {e}"]
     return []
 
 

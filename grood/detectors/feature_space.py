@@ -10,6 +10,7 @@ import logging
 import numpy as np
 
 from grood import index as faiss_index
+from grood.chunks import block_rows, check_rows, iter_blocks
 from grood.detectors.base import Detector, check_finite
 
 log = logging.getLogger(__name__)
@@ -34,24 +35,43 @@ class Mahalanobis(Detector):
             raise ValueError(f"mahalanobis rcond must lie in [0, 1), got {rcond}")
         self.rcond = float(rcond)
 
-    def fit(self, features: np.ndarray, labels: np.ndarray, **_) -> "Mahalanobis":
-        from grood.prototypes import class_means
-
-        h = np.asarray(check_finite("Mahalanobis training features", features), dtype=np.float64)
-        y = np.asarray(labels)
+    def fit(self, features, labels, **_) -> "Mahalanobis":
+        """Two passes over ``features`` (numpy or Zarr, block by block, float64): class means, then
+        the class-centred scatter — the in-memory formulas, summed block by block."""
+        n = int(features.shape[0])
+        check_rows("Mahalanobis training set", n, labels=labels)
+        y = integer_labels(labels, "Mahalanobis training labels")
         known = y >= 0  # -1: a training label outside the model's classes
-        h, y = h[known], y[known]
-        num_classes = int(y.max()) + 1
-        self.means_ = class_means(h, y, num_classes)
-        centred = h - self.means_[y]
-        self.covariance_ = centred.T @ centred / len(h)
+        if not known.any():
+            raise ValueError("Mahalanobis: no training sample has a known class label")
+        num_classes = int(y[known].max()) + 1
+        counts = np.bincount(y[known], minlength=num_classes)
+        if (counts == 0).any():
+            raise ValueError(f"no training sample for class(es) {np.flatnonzero(counts == 0).tolist()}")
+        d = int(features.shape[1])
+        sums = np.zeros((num_classes, d))
+        for start, h, yb, kb in self._blocks(features, y, known):
+            np.add.at(sums, yb[kb], h[kb])  # row by row in order, as grood.prototypes.class_means
+        self.means_ = sums / counts[:, None]
+        scatter = np.zeros((d, d))
+        for start, h, yb, kb in self._blocks(features, y, known):
+            centred = h[kb] - self.means_[yb[kb]]
+            scatter += centred.T @ centred
+        self.covariance_ = scatter / int(known.sum())
         lam, vec = np.linalg.eigh(self.covariance_)
         keep = lam > self.rcond * lam.max()
         # Σ⁺ = W Wᵀ with W = V_keep / sqrt(λ_keep): distances become plain L2 after projecting on W
         self.whiten_ = vec[:, keep] / np.sqrt(lam[keep])
         self.rank_ = int(keep.sum())
-        log.info("Mahalanobis: %d classes, covariance rank %d of %d", num_classes, self.rank_, h.shape[1])
+        log.info("Mahalanobis: %d classes, covariance rank %d of %d", num_classes, self.rank_, d)
         return self
+
+    @staticmethod
+    def _blocks(features, y, known):
+        for start, h in iter_blocks(features, block_rows(features.shape[1], 8)):
+            h = np.asarray(check_finite("Mahalanobis training features", h), dtype=np.float64)
+            sl = slice(start, start + len(h))
+            yield start, h, y[sl], known[sl]
 
     @property
     def precision_(self) -> np.ndarray:
@@ -65,8 +85,21 @@ class Mahalanobis(Detector):
         sq = (u**2).sum(1)[:, None] - 2.0 * u @ m.T + (m**2).sum(1)[None]
         return np.maximum(sq, 0.0)
 
-    def score(self, features: np.ndarray, **_) -> np.ndarray:
-        return -self.distances(features).min(1)
+    def score(self, features, **_) -> np.ndarray:
+        out = np.empty(int(features.shape[0]))
+        for start, h in iter_blocks(features, block_rows(features.shape[1], 8)):
+            out[start : start + len(h)] = -self.distances(h).min(1)
+        return out
+
+
+def integer_labels(labels, name: str) -> np.ndarray:
+    """Class labels as int64 (read whole: one number per row); non-integral values are an error."""
+    y = np.asarray(labels[:])
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.isfinite(y)) or not np.array_equal(y, np.round(y)):
+            raise ValueError(f"{name} must be integers (class indices, -1 for unknown), got {y.dtype} values")
+        y = y.astype(np.int64)
+    return y
 
 
 class KNN(Detector):
@@ -81,22 +114,35 @@ class KNN(Detector):
     fit_requires = ("features",)
     state_indexes = ("index_",)
 
-    def __init__(self, k: int = 50, index: str = "flat", nlist: int = 1024, nprobe: int = 4):
+    def __init__(self, k: int = 50, index: str = "flat", nlist: int = 1024, nprobe: int = 4, m: int = 16,
+                 nbits: int = 8, train_size: int | None = None, seed: int = 0):
         if int(k) < 1:
             raise ValueError(f"knn k must be ≥ 1, got {k}")
         if index not in faiss_index.KINDS:
             raise ValueError(f"knn index must be one of {faiss_index.KINDS}, got {index!r}")
         self.k, self.index = int(k), index
         self.nlist, self.nprobe = int(nlist), int(nprobe)
+        self.m, self.nbits, self.train_size, self.seed = int(m), int(nbits), train_size, int(seed)
+        self.index_spec  # noqa: B018  (builds the spec: bad index parameters fail now, not after a fit)
 
-    def fit(self, features: np.ndarray, **_) -> "KNN":
-        h = check_finite("kNN training features", features)
-        if self.k > len(h):
-            raise ValueError(f"knn k={self.k} exceeds the {len(h)} training features")
+    @property
+    def index_spec(self) -> faiss_index.IndexSpec:
         # metric="cosine" L2-normalises before an L2 index: exactly Sun et al.'s normalised features
-        self.index_ = faiss_index.build_index(h, self.index, "cosine", self.nlist, self.nprobe)
+        return faiss_index.IndexSpec(kind=self.index, metric="cosine", nlist=self.nlist, nprobe=self.nprobe,
+                                     m=self.m, nbits=self.nbits, train_size=self.train_size, seed=self.seed)
+
+    def indexed_rows(self, features, **_):
+        """``(vectors, mask)``: every training feature is indexed (no mask)."""
+        return features, None
+
+    def fit(self, features, **_) -> "KNN":
+        """Streams ``features`` (numpy or Zarr) into the index block by block."""
+        n = int(features.shape[0])
+        if self.k > n:
+            raise ValueError(f"knn k={self.k} exceeds the {n} training features")
+        self.index_ = faiss_index.build_from_rows(features, self.index_spec, name="kNN training features")
         return self
 
-    def score(self, features: np.ndarray, **_) -> np.ndarray:
-        d = faiss_index.kth_distance(self.index_, check_finite("kNN features", features), self.k, "cosine")
+    def score(self, features, **_) -> np.ndarray:
+        d = faiss_index.kth_distance(self.index_, features, self.k, "cosine", name="kNN features")
         return -d.astype(np.float64)

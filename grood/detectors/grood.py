@@ -12,7 +12,8 @@ import logging
 import numpy as np
 
 from grood import index as faiss_index
-from grood.detectors.base import Detector, check_finite
+from grood.chunks import check_rows, iter_blocks
+from grood.detectors.base import Detector
 from grood.vocab import check_gradient_space, gradient_space
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,17 @@ class GradientStoreDetector(Detector):
 
 
 class GROOD(GradientStoreDetector):
+    """Fitting and scoring stream their arrays (numpy or Zarr) block by block: the gradients of a
+    million training images are never held whole; only the index is (``ivf_pq`` compresses it)."""
+
     requires = ("gradients",)
     fit_requires = ("gradients", "logits", "labels")
     state_arrays = ("n_indexed_",)
     state_indexes = ("index_",)
 
     def __init__(self, k: int = 1, index: str = "flat", metric: str = "l2", nlist: int = 1024,
-                 nprobe: int = 4, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0):
+                 nprobe: int = 4, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0,
+                 m: int = 16, nbits: int = 8, train_size: int | None = None, seed: int = 0):
         super().__init__(prototype, wrt, temperature)
         if int(k) < 1:
             raise ValueError(f"grood k must be ≥ 1, got {k}")
@@ -47,20 +52,40 @@ class GROOD(GradientStoreDetector):
                 raise ValueError(f"grood {name} must be one of {choices}, got {value!r}")
         self.k, self.index, self.metric = int(k), index, metric
         self.nlist, self.nprobe = int(nlist), int(nprobe)
+        self.m, self.nbits, self.train_size, self.seed = int(m), int(nbits), train_size, int(seed)
+        self.index_spec  # noqa: B018  (builds the spec: bad index parameters fail now, not after a fit)
 
-    def fit(self, gradients: np.ndarray, logits: np.ndarray, labels: np.ndarray, **_) -> "GROOD":
-        check_finite("GROOD training gradients", gradients)
-        correct = np.asarray(logits).argmax(1) == np.asarray(labels)
+    @property
+    def index_spec(self) -> faiss_index.IndexSpec:
+        return faiss_index.IndexSpec(kind=self.index, metric=self.metric, nlist=self.nlist, nprobe=self.nprobe,
+                                     m=self.m, nbits=self.nbits, train_size=self.train_size, seed=self.seed)
+
+    def indexed_rows(self, gradients, logits, labels, **_):
+        """``(vectors, mask)``: the training rows the index holds — the correctly classified ones
+        (also what :mod:`grood.stages.index_quality` searches exactly to rate an approximate index)."""
+        return gradients, correctly_classified(logits, labels, int(gradients.shape[0]))
+
+    def fit(self, gradients, logits, labels, **_) -> "GROOD":
+        gradients, correct = self.indexed_rows(gradients, logits, labels)
         if not correct.any():
             raise ValueError("GROOD: no correctly classified training sample to index")
         self.n_indexed_ = int(correct.sum())
-        self.index_ = faiss_index.build_index(gradients[correct], self.index, self.metric,
-                                              self.nlist, self.nprobe)
+        self.index_ = faiss_index.build_from_rows(gradients, self.index_spec, correct,
+                                                  name="GROOD training gradients")
         log.info("GROOD index: %d of %d training gradients (correctly classified)",
                  self.n_indexed_, len(correct))
         return self
 
-    def score(self, gradients: np.ndarray, **_) -> np.ndarray:
-        d = faiss_index.kth_distance(self.index_, check_finite("GROOD gradients", gradients), self.k,
-                                     self.metric)
+    def score(self, gradients, **_) -> np.ndarray:
+        d = faiss_index.kth_distance(self.index_, gradients, self.k, self.metric, name="GROOD gradients")
         return -d.astype(np.float64)
+
+
+def correctly_classified(logits, labels, n: int) -> np.ndarray:
+    """``argmax(logits) == label`` per row, reading the (N, C) logits block by block."""
+    check_rows("GROOD training set", n, logits=logits, labels=labels)
+    y = np.asarray(labels[:])
+    out = np.empty(n, dtype=bool)
+    for start, z in iter_blocks(logits):
+        out[start : start + len(z)] = np.asarray(z).argmax(1) == y[start : start + len(z)]
+    return out

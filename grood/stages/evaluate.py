@@ -25,15 +25,40 @@ def nearest_prototype_accuracy(test_features_zarr, prototypes_npz) -> float:
     return float((pred == arrays["labels"][known]).mean())
 
 
+def index_quality_table(reports: list[dict]):
+    """One row per (seed, detector, OOD set) of the ``index_quality`` reports (``seed``, ``detector``,
+    ``path`` each): the index settings, recall@k and the AUROC change its approximation causes."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for r in reports:
+        rep = json.loads(Path(r["path"]).read_text())
+        ix = rep["index"]
+        for ood, part in rep["parts"].items():
+            rows.append({"seed": int(r["seed"]), "detector": r["detector"], "ood": ood, "index": ix["kind"],
+                         "nlist": ix["nlist"], "nprobe": ix["nprobe"],
+                         "m": ix["m"] if ix["kind"] == "ivf_pq" else None,
+                         "nbits": ix["nbits"] if ix["kind"] == "ivf_pq" else None,
+                         "k": part["k"], "queries": part["n_id_queries"] + part["n_ood_queries"],
+                         "recall_at_k": part["recall_at_k"], "auroc_exact": part["auroc_exact"],
+                         "auroc_approx": part["auroc_approx"], "auroc_change_points": part["auroc_change_points"]})
+    return pd.DataFrame(rows)
+
+
 def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, str], groups: dict[str, str],
                    flags: dict[str, dict], outputs: dict[str, str],
-                   ncp_inputs: dict[int, tuple[str, str]] | None = None) -> None:
+                   ncp_inputs: dict[int, tuple[str, str]] | None = None,
+                   index_quality: list[dict] | None = None) -> None:
     """Metrics (long CSV, summary CSV/Markdown/LaTeX) for one benchmark.
 
     ``scores``: one dict per score file with ``seed``, ``detector``, ``part`` (``test`` or an OOD set)
     and ``path``.  ``outputs`` names: metrics_csv, summary_csv, table_md, table_tex.
     ``ncp_inputs``: per seed, the ID test features and a prototypes file, for GROOD's
     nearest-prototype accuracy beside the head's (when the benchmark runs a GROOD detector).
+    ``index_quality``: the reports of detectors with an approximate index (``seed``, ``detector``,
+    ``path``), tabulated to ``outputs["index_quality_csv"]`` and a section of the Markdown table.
     """
     import json
 
@@ -77,6 +102,14 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
         tex.append(f"% {label}\n" + table.to_latex(escape=True) + "\n")
     md.append(f"\n## AUROC per seed (near / far means)\n\n"
               f"{results.per_seed_table(long, 'auroc', detectors).to_markdown()}\n")
+    if index_quality:
+        iq = index_quality_table(index_quality)
+        with atomic_path(outputs["index_quality_csv"]) as tmp:
+            iq.to_csv(tmp, index=False, float_format="%.6f")
+        md.append(f"\n## Approximate indexes: what the speed costs\n\n"
+                  f"Recall@k of the approximate index against exact search, and the AUROC of the detector's "
+                  f"scores with exact and with approximate search (the change in AUROC points), on a seeded sample of ID test and OOD queries "
+                  f"(`index_quality.sample` each).\n\n{iq.to_markdown(index=False, floatfmt='.4f')}\n")
     if notes:
         md.append("\n## Flags\n\n" + "\n".join(notes) + "\n")
     with atomic_path(outputs["table_md"]) as tmp:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from grood.stages.io import load_arrays
+from grood.chunks import open_arrays
 
 log = logging.getLogger("grood")
 
@@ -18,7 +18,8 @@ def fit_detector_stage(method: str, params: dict, train_stores: list, out_npz) -
     from grood.detectors.store import save_detector
 
     det = make_detector(method, params)
-    arrays = load_arrays(train_stores, det.fit_requires) if det.fit_requires else {}
+    # lazy Zarr arrays: GROOD, kNN and Mahalanobis read them block by block, the others whole
+    arrays = open_arrays(train_stores, det.fit_requires) if det.fit_requires else {}
     det.fit(**arrays)
     save_detector(det, out_npz, method=method, stores=list(map(str, train_stores)))
     log.info("%s fitted → %s", method, out_npz)

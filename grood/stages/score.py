@@ -7,7 +7,8 @@ import logging
 
 import numpy as np
 
-from grood.stages.io import load_arrays, load_split, stored_rows
+from grood.chunks import open_arrays
+from grood.stages.io import load_split, stored_rows
 from grood.storage import atomic_path, provenance, save_npz
 
 log = logging.getLogger("grood")
@@ -72,7 +73,8 @@ def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pic
         raise ValueError(f"rows [{start}, {stop}) are outside the {n} rows of {source}")
     if stop == start:  # an empty shard (more shards than row blocks)
         return np.empty(0, dtype=np.float64), (start, stop, n)
-    arrays = load_arrays(stores, det.requires, (start, stop)) if det.requires else {}
+    # lazy (a window of rows of each Zarr array): streaming detectors read it block by block
+    arrays = open_arrays(stores, det.requires, (start, stop)) if det.requires else {}
     if det.needs_network:
         from grood.device import select_device, set_threads
         from grood.preprocess import InputSpec

@@ -255,8 +255,24 @@ def detector_flags():
     return flags
 
 
+def approximate_detectors():
+    """Detectors whose faiss index is approximate (ivf_flat, ivf_pq): each gets an index_quality job."""
+    return [d for d in DETECTORS if not getattr(getattr(detector_object(d), "index_spec", None), "exact", True)]
+
+
+def index_quality_files(bench):
+    return [f"{run_dir(bench, seed)}/index_quality/{det}.json" for seed in SEEDS for det in approximate_detectors()]
+
+
+def index_quality_layout(bench):
+    """What evaluate needs to know about each index_quality report, in the order of index_quality_files()."""
+    return [{"seed": seed, "detector": det, "path": f"{run_dir(bench, seed)}/index_quality/{det}.json"}
+            for seed in SEEDS for det in approximate_detectors()]
+
+
 def evaluate_outputs(bench):
     return {
+        **({"index_quality_csv": f"{R}/{bench}/index_quality.csv"} if approximate_detectors() else {}),
         "metrics_csv": f"{R}/{bench}/metrics.csv",
         "summary_csv": f"{R}/{bench}/summary.csv",
         "table_md": f"{R}/{bench}/results.md",

@@ -1,0 +1,113 @@
+"""Build a faiss index from a row array (in memory or a Zarr store) one block of rows at a time.
+
+The quantisers of the IVF kinds are trained on a seeded sample of the indexed rows (read row block
+by row block, never the whole array); vectors are then added block by block.  Memory: the index
+itself plus one block and the training sample — for ``flat`` and ``ivf_flat`` the index holds every
+vector (4·D bytes each), for ``ivf_pq`` ``m`` bytes each (plus an 8-byte id).
+
+Blocks depend only on the vector width (:func:`grood.chunks.block_rows`), so building from memory
+and from any Zarr store of the same rows gives the same index, bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from grood.chunks import block_rows, check_rows, iter_blocks, row_width, seeded_sample, take_rows
+from grood.search.spec import POINTS_PER_CENTROID, IndexSpec
+from grood.search.vectors import faiss, prepare
+
+log = logging.getLogger(__name__)
+
+
+def empty_index(spec: IndexSpec, d: int, n: int):
+    """An untrained faiss index of ``spec``'s kind for ``n`` vectors of width ``d``."""
+    fs = faiss()
+    spec.check_width(d)
+    if spec.kind == "flat":
+        return fs.IndexFlatL2(d)
+    nlist = spec.cells(n)
+    quantizer = fs.IndexFlatL2(d)
+    if spec.kind == "ivf_flat":
+        index = fs.IndexIVFFlat(quantizer, d, nlist)
+    else:
+        index = fs.IndexIVFPQ(quantizer, d, nlist, spec.m, spec.nbits)
+        index.pq.cp.seed = spec.seed
+        # codebooks of 2^nbits centroids per sub-quantiser: faiss subsamples to 256 points per centroid
+        # (65k rows × m k-means runs, minutes on a CPU); 64 per centroid trains them as well
+        index.pq.cp.max_points_per_centroid = POINTS_PER_CENTROID
+    index.cp.seed = spec.seed
+    index.nprobe = min(spec.nprobe, nlist)
+    return index
+
+
+def selected_rows(mask: np.ndarray | None, n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Row numbers in ``[start, stop)`` that ``mask`` keeps (all of them without a mask)."""
+    stop = n if stop is None else stop
+    if mask is None:
+        return np.arange(start, stop)
+    return start + np.flatnonzero(np.asarray(mask[start:stop], dtype=bool))
+
+
+def training_sample(source, spec: IndexSpec, rows: np.ndarray, block: int) -> np.ndarray:
+    """The prepared seeded training sample of ``spec`` from the candidate ``rows`` of ``source``."""
+    picked = seeded_sample(rows, spec.training_rows(len(rows)), spec.seed)
+    x = prepare(take_rows(source, picked, block), spec.metric, "index training vectors")
+    if spec.kind == "ivf_pq" and len(x) < (1 << spec.nbits):
+        raise ValueError(f"ivf_pq with nbits={spec.nbits} trains 2^{spec.nbits}={1 << spec.nbits} "
+                         f"centroids per sub-quantiser but only {len(x)} vectors are indexed; lower "
+                         f"nbits or use ivf_flat / flat for so few vectors")
+    return x
+
+
+def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None = None,
+                rows: tuple[int, int] | None = None, row_ids: bool = False, block: int | None = None,
+                name: str = "index vectors"):
+    """A CPU faiss index of ``spec`` over the rows of ``source`` (an (N, D) row array).
+
+    ``mask`` (N booleans) keeps only some rows (GROOD: the correctly classified ones); ``rows=(a, b)``
+    indexes only that row range (a shard).  The index's ids are the positions among the kept rows,
+    or with ``row_ids=True`` the row numbers in ``source`` (an ``IndexIDMap2``, for shards whose
+    results must name global rows).  ``block`` overrides the rows per read (tests).
+    """
+    spec = spec or IndexSpec()
+    if len(source.shape) != 2:
+        raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(source.shape)}")
+    n, d = int(source.shape[0]), row_width(source)
+    check_rows(name, n, mask=mask)
+    start, stop = (0, n) if rows is None else (int(rows[0]), int(rows[1]))
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"{name}: rows [{start}, {stop}) lie outside [0, {n})")
+    keep = selected_rows(mask, n, start, stop)
+    if len(keep) == 0 and not row_ids:
+        raise ValueError(f"{name}: no row to index (rows [{start}, {stop}), {0 if mask is None else int(np.sum(mask))} kept by the mask)")
+    block = int(block or block_rows(d))
+    index = empty_index(spec, d, len(keep))
+    if spec.needs_training and len(keep):
+        x = training_sample(source, spec, keep, block)
+        index.train(x)
+        log.info("%s: trained %s (nlist=%d) on %d of %d rows", name, spec.kind, index.nlist, len(x), len(keep))
+        del x
+    if row_ids:
+        index = faiss().IndexIDMap2(index)  # faiss' Python wrapper keeps the inner index alive
+    for first, values in iter_blocks(source, block, start, stop):
+        x = prepare(values, spec.metric, name)  # every row is checked, kept or not
+        if mask is not None:
+            picked = np.asarray(mask[first : first + len(values)], dtype=bool)
+            x = x[picked]
+            ids = first + np.flatnonzero(picked)
+        else:
+            ids = np.arange(first, first + len(values))
+        if len(x) == 0:
+            continue
+        if row_ids:
+            index.add_with_ids(x, ids.astype(np.int64))
+        else:
+            index.add(x)
+    log.info("%s: %s index of %d vectors (d=%d)", name, spec.kind, index.ntotal, d)
+    return index
+
+
+__all__ = ["build_index", "empty_index", "selected_rows", "training_sample"]

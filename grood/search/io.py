@@ -1,0 +1,61 @@
+"""Indexes on disk and in memory, in faiss's own format (never pickles of Python objects)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from grood.search.vectors import faiss
+from grood.storage import CorruptFileError, atomic_path
+
+
+#: faiss's type tags (the first 4 bytes of a serialised index) of the indexes grood builds
+#: (:data:`grood.search.spec.KINDS`: flat, ivf_flat, ivf_pq)
+INDEX_TAGS = {b"IxF2": "IndexFlatL2", b"IwFl": "IndexIVFFlat", b"IwPQ": "IndexIVFPQ"}
+
+
+def serialize(index) -> np.ndarray:
+    """The index as faiss's byte format (a uint8 array), e.g. to embed in another file."""
+    return faiss().serialize_index(index)
+
+
+def deserialize(blob: np.ndarray):
+    """An index from :func:`serialize`'s bytes; only the index types grood builds are read, so bytes
+    naming another faiss type are refused before faiss parses them."""
+    blob = np.asarray(blob)
+    if blob.dtype != np.uint8 or blob.ndim != 1:
+        raise ValueError(f"a serialised faiss index is a 1-D uint8 array, got {blob.dtype} {blob.shape}")
+    tag = blob[:4].tobytes()
+    if tag not in INDEX_TAGS:
+        raise ValueError(f"serialised faiss index of type tag {tag!r}: not one grood builds "
+                         f"({sorted(INDEX_TAGS.values())})")
+    try:
+        return faiss().deserialize_index(blob)
+    except RuntimeError as e:  # truncated or corrupt bytes
+        raise ValueError(f"the serialised faiss index cannot be read: {str(e).splitlines()[-1]}") from None
+
+
+def write_index(index, path: str | os.PathLike) -> None:
+    """``faiss.write_index`` to a temporary beside ``path``, then renamed into place."""
+    with atomic_path(path) as tmp:
+        faiss().write_index(index, str(tmp))
+
+
+def read_index(path: str | os.PathLike, mmap: bool = False):
+    """An index written by :func:`write_index`; ``mmap=True`` maps an IVF index's lists from disk
+    instead of reading them (for an index larger than the job's memory)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"faiss index {path} does not exist; re-run the rule that builds it")
+    fs = faiss()
+    flags = fs.IO_FLAG_MMAP | fs.IO_FLAG_READ_ONLY if mmap else 0
+    try:
+        return fs.read_index(str(path), flags)
+    except RuntimeError as e:
+        raise CorruptFileError(f"{path} is not a readable faiss index ({e}); delete it and re-run the rule "
+                               f"that builds it") from e
+
+
+__all__ = ["INDEX_TAGS", "serialize", "deserialize", "write_index", "read_index"]

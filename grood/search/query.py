@@ -1,0 +1,136 @@
+"""Search an index with queries streamed in batches, on the GPU when a GPU build of faiss sees one.
+
+Queries come from any row array (numpy, a Zarr array): one batch of ``batch_size`` rows is read,
+prepared and searched at a time, so scoring a 50k-image OOD set never holds its gradients whole.
+
+Exact search on the CPU is a float32 GEMM (queries × vectorsᵀ) in blocks plus a top-k pass over
+each block.  faiss's default blocks (4096 queries × 1024 vectors) make the GEMM narrow and the
+top-k bookkeeping frequent; :func:`blas_blocks` widens them (measured by ``python -m grood.bench``
+case 9 against the machine's own GEMM on the same shapes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+
+from grood.chunks import iter_blocks, row_width
+from grood.search.vectors import faiss, gpu_available, prepare
+
+log = logging.getLogger(__name__)
+
+#: query rows per faiss call: large enough for BLAS to run at full speed, small enough for memory
+QUERY_BATCH = 16384
+
+#: faiss's BLAS blocks for exact search: query rows × vector rows per GEMM (faiss: 4096 × 1024)
+BLAS_QUERY_ROWS, BLAS_VECTOR_ROWS = 2048, 8192
+
+_GPU_RESOURCES = []  # one StandardGpuResources per process (it owns scratch memory); created lazily
+
+
+def wants_gpu(use_gpu: bool | str) -> bool:
+    """Resolve ``use_gpu`` (``"auto"``, True, False); True without a GPU build of faiss is an error."""
+    if use_gpu not in ("auto", True, False):
+        raise ValueError(f"use_gpu must be 'auto', true or false, got {use_gpu!r}")
+    if use_gpu == "auto":
+        return gpu_available()
+    if use_gpu and not gpu_available():
+        raise RuntimeError("a faiss GPU index was asked for (use_gpu: true) but this faiss has no GPU "
+                           "build or sees no GPU; install the gpu extra (pip install -e '.[gpu]') on a "
+                           "GPU node, or set use_gpu: auto")
+    return bool(use_gpu)
+
+
+def on_device(index, use_gpu: bool | str = "auto"):
+    """``index`` itself, or its GPU copy when :func:`wants_gpu`; a GPU copy that faiss refuses
+    (e.g. an IVF-PQ layout its kernels lack) falls back to the CPU index with a warning."""
+    if not wants_gpu(use_gpu):
+        return index
+    fs = faiss()
+    try:
+        if not _GPU_RESOURCES:
+            _GPU_RESOURCES.append(fs.StandardGpuResources())
+        options = fs.GpuClonerOptions()
+        options.useFloat16 = False  # exact float32 distances, as on the CPU
+        gpu = fs.index_cpu_to_gpu(_GPU_RESOURCES[0], 0, index, options)
+    except Exception as e:  # faiss raises RuntimeError for unsupported GPU layouts
+        if use_gpu is True:
+            raise
+        log.warning("faiss could not copy the %s index to the GPU (%s); searching on the CPU",
+                    type(index).__name__, e)
+        return index
+    log.info("searching on the GPU")
+    return gpu
+
+
+@contextlib.contextmanager
+def blas_blocks(query_rows: int = BLAS_QUERY_ROWS, vector_rows: int = BLAS_VECTOR_ROWS):
+    """Run faiss's exact CPU searches with GEMM blocks of ``query_rows × vector_rows`` (restored after).
+
+    Why: with d=512 and k=50 on 2 cores, faiss's 4096 × 1024 blocks reached 67–74% of the
+    machine's GEMM, 2048 × 8192 blocks 80–86% (see the README's bench table).  The block buffer
+    is ``query_rows · vector_rows`` floats (64 MB here).
+    """
+    cv = faiss().cvar
+    old = cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs
+    cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = int(query_rows), int(vector_rows)
+    try:
+        yield
+    finally:
+        cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = old
+
+
+def _check(index, queries, k: int) -> int:
+    if not 1 <= int(k) <= index.ntotal:
+        raise ValueError(f"k must lie in [1, {index.ntotal}] (the index size), got {k}")
+    if len(queries.shape) != 2 or row_width(queries) != index.d:
+        raise ValueError(f"queries of shape {tuple(queries.shape)} do not match the index's vector width "
+                         f"{index.d}; were they computed with the same model and settings?")
+    return int(queries.shape[0])
+
+
+def search(index, queries, k: int, metric: str = "l2", use_gpu: bool | str = "auto",
+           batch_size: int = QUERY_BATCH, name: str = "queries") -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest indexed vectors of every query: squared L2 distances (float32, ascending)
+    and ids (int64), both (N, k)."""
+    n = _check(index, queries, k)
+    searcher = on_device(index, use_gpu)
+    dist = np.empty((n, k), dtype=np.float32)
+    ids = np.empty((n, k), dtype=np.int64)
+    with blas_blocks():
+        for start, block in iter_blocks(queries, batch_size):
+            d, i = searcher.search(prepare(block, metric, name), k)
+            dist[start : start + len(block)], ids[start : start + len(block)] = d, i
+    return dist, ids
+
+
+def kth_distance(index, queries, k: int, metric: str = "l2", use_gpu: bool | str = "auto",
+                 batch_size: int = QUERY_BATCH, name: str = "queries") -> np.ndarray:
+    """Squared L2 distance from each query to its k-th nearest indexed vector (float32, N)."""
+    n = _check(index, queries, k)
+    searcher = on_device(index, use_gpu)
+    out = np.empty(n, dtype=np.float32)
+    with blas_blocks():
+        for start, block in iter_blocks(queries, batch_size):
+            d, _ = searcher.search(prepare(block, metric, name), k)
+            out[start : start + len(block)] = d[:, k - 1]
+    return out
+
+
+__all__ = ["QUERY_BATCH", "blas_blocks", "wants_gpu", "on_device", "search", "kth_distance"]
+
+
+@contextlib.contextmanager
+def search_threads(n: int):
+    """Run faiss with ``n`` OpenMP threads inside the block. A flat L2 search sums in an order that
+    depends on the thread count, so distances differ in their last float32 bit across counts; the
+    pipeline's score jobs run one thread (``threads: 1``), and reproducing them needs the same."""
+    fs = faiss()
+    before = fs.omp_get_max_threads()
+    fs.omp_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        fs.omp_set_num_threads(before)
