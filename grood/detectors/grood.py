@@ -14,6 +14,7 @@ import numpy as np
 from grood import index as faiss_index
 from grood.chunks import check_rows, iter_blocks
 from grood.detectors.base import Detector
+from grood.search.spec import IndexParamError
 from grood.vocab import check_gradient_space, gradient_space
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ class GROOD(GradientStoreDetector):
         if int(k) < 1:
             raise ValueError(f"grood k must be ≥ 1, got {k}")
         for name, value, choices in (("index", index, faiss_index.KINDS), ("metric", metric, faiss_index.METRICS)):
-            if value not in choices:
-                raise ValueError(f"grood {name} must be one of {choices}, got {value!r}")
+            if value not in choices:  # names the detector and its config key
+                raise IndexParamError(name, f"grood {name} must be one of {choices}, got {value!r}")
         self.k, self.index, self.metric = int(k), index, metric
         self.nlist, self.nprobe = int(nlist), int(nprobe)
         self.m, self.nbits, self.train_size, self.seed = int(m), int(nbits), train_size, int(seed)
