@@ -112,19 +112,26 @@ def mixup_inputs_from(model_pt, mixup_npz, data_npz, n: int = 4, seed: int = 0) 
     protos, meta = load_npz(mixup_npz, ["Q"])
     if "Q" not in protos:
         raise RunError(f"{mixup_npz} holds no early prototypes Q: not a mix-up prototype file")
-    arrays, _ = load_npz(data_npz, ["x_train", "y_train"])
-    if "x_train" not in arrays:
+    arrays, data_meta = load_npz(data_npz, ["x_train", "y_train", "files_train", "bytes_train"])
+    if "x_train" not in arrays and "files_train" not in arrays:
         raise RunError(f"{data_npz} has no training split: the mix-up figure shows ID training images")
-    images, labels = arrays["x_train"], arrays["y_train"]
+    labels = arrays["y_train"]
     rng = np.random.default_rng(seed)
     picked, seen = [], set()
-    for i in rng.permutation(len(images)):
+    for i in rng.permutation(len(labels)):
         if int(labels[i]) not in seen:
             picked.append(int(i))
             seen.add(int(labels[i]))
         if len(picked) == n:
             break
+    if "files_train" in arrays:  # a file-list dataset: decode just the picked images (sizes may differ)
+        from grood.data.filelist import file_list_split
+
+        files, _ = file_list_split(arrays, data_meta, "train", 0, f"{Path(data_npz).name} [train]")
+        images = [files.read(i) for i in picked]
+    else:
+        images = arrays["x_train"][picked]
     model, ck = load_checkpoint(model_pt)
-    return {"images": images[picked], "labels": labels[picked], "model": model,
+    return {"images": images, "labels": labels[picked], "model": model,
             "spec": InputSpec.from_dict(ck["spec"]), "classes": ck["classes"], "Q": protos["Q"],
             "layer": meta["layer"], "lam": float(meta["lam"])}

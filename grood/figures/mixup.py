@@ -24,7 +24,13 @@ def mixup_examples(model, images: np.ndarray, early_prototypes: np.ndarray, laye
     from grood.preprocess import to_tensor
     from grood.prototypes import runner_up
 
-    x = to_tensor(images, spec).to(device)
+    if isinstance(images, (list, tuple)):  # a file list's images (sizes differ): as its loader does
+        from grood.preprocess import image_to_tensor
+
+        x = torch.stack([image_to_tensor(np.asarray(img), spec, f"image {i}") for i, img in enumerate(images)])
+    else:
+        x = to_tensor(images, spec)
+    x = x.to(device)
     with torch.no_grad(), fp32_forward():
         e = model.forward_to(x, layer)
         logits = model.fc(model.forward_from(e, layer)).float().cpu().numpy()

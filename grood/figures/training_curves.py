@@ -20,9 +20,13 @@ def training_curves(histories: dict[int, list[dict]], stem: str | Path, test_acc
                     title: str = ""):
     """``histories``: seed → list of ``{"epoch", "loss", "train_acc", "lr"}``. Returns the written paths."""
     test_accuracy = test_accuracy or {}
+    if not any(histories.values()):  # an adopted network (train: pretrained / checkpoint) has no epochs
+        return _no_training(stem, test_accuracy, title)
     with styled():
         fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.6))
         for i, (seed, hist) in enumerate(sorted(histories.items())):
+            if not hist:
+                continue
             st = series_style(i)
             ep = np.array([h["epoch"] for h in hist])
             kw = dict(color=st["color"], ls=st["linestyle"], marker=st["marker"], markersize=4, label=f"seed {seed}")
@@ -49,4 +53,18 @@ def training_curves(histories: dict[int, list[dict]], stem: str | Path, test_acc
         fig.suptitle((f"{title}: " if title else "") + "training curves per seed", x=0.01, ha="left",
                      fontweight="bold")
         fig.tight_layout()
+        return save_figure(fig, stem)
+
+
+def _no_training(stem, test_accuracy: dict[int, float], title: str):
+    """The page for a benchmark that trained nothing: says so, with each seed's test accuracy."""
+    acc = ", ".join(f"seed {s}: {100 * a:.2f}%" for s, a in sorted(test_accuracy.items())) or "not recorded"
+    with styled():
+        fig, ax = plt.subplots(figsize=(8.0, 2.0))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no training curves: the network was adopted as given (train: pretrained or "
+                f"checkpoint), not trained by the benchmark\nID test accuracy: {acc}",
+                ha="center", va="center", fontsize=10, wrap=True)
+        fig.suptitle((f"{title}: " if title else "") + "training curves per seed", x=0.01, ha="left",
+                     fontweight="bold")
         return save_figure(fig, stem)
