@@ -48,9 +48,10 @@ class GROOD(GradientStoreDetector):
         super().__init__(prototype, wrt, temperature)
         if int(k) < 1:
             raise ValueError(f"grood k must be ≥ 1, got {k}")
-        for name, value, choices in (("index", index, faiss_index.KINDS), ("metric", metric, faiss_index.METRICS)):
+        for name, what, value, choices in (("index", "index kind", index, faiss_index.KINDS),
+                                           ("metric", "metric", metric, faiss_index.METRICS)):
             if value not in choices:  # names the detector and its config key
-                raise IndexParamError(name, f"grood {name} must be one of {choices}, got {value!r}")
+                raise IndexParamError(name, f"grood {what} must be one of {choices}, got {value!r}")
         self.k, self.index, self.metric = int(k), index, metric
         self.nlist, self.nprobe = int(nlist), int(nprobe)
         self.m, self.nbits, self.train_size, self.seed = int(m), int(nbits), train_size, int(seed)
