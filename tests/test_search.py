@@ -124,6 +124,41 @@ def test_build_from_zarr_equals_build_from_memory(tmp_path, kind):
     assert _serial(build_from_rows(x, spec, mask)) == _serial(build_from_rows(z, spec, mask))
 
 
+@pytest.mark.parametrize("row_ids", [False, True])
+@pytest.mark.parametrize("rows", [None, (100, 700), (5, 5)])
+def test_flat_index_filled_in_place_equals_faiss_add(row_ids, rows):
+    """The flat index is sized once and filled in place (no reallocation peak); its bytes must be
+    exactly what faiss's own add / add_with_ids writes for the same kept rows."""
+    x = _clustered(1000, 16)
+    mask = np.random.default_rng(2).random(1000) < 0.7
+    a, b = rows or (0, 1000)
+    for m in (None, mask):
+        keep = np.arange(a, b) if m is None else a + np.flatnonzero(m[a:b])
+        if len(keep) == 0 and not row_ids:
+            continue  # an empty unsharded index is refused (test_build_refuses...)
+        ours = build_from_rows(x, IndexSpec(), m, rows=rows, row_ids=row_ids, block=64)
+        ref = faiss().IndexFlatL2(16)
+        if row_ids:
+            ref = faiss().IndexIDMap2(ref)
+            ref.add_with_ids(x[keep], keep.astype(np.int64))
+        else:
+            ref.add(x[keep])
+        assert _serial(ours) == _serial(ref)
+        if len(keep) >= 3:
+            assert np.array_equal(ours.search(x[:7], 3)[1], ref.search(x[:7], 3)[1])
+            if row_ids:  # the reverse map is built: rows are reconstructable by global id
+                assert np.array_equal(ours.reconstruct(int(keep[-1])), x[keep[-1]])
+
+
+def test_flat_build_checks_rows_outside_the_mask_too():
+    x = _clustered(500, 8)
+    x[10, 3] = np.nan
+    mask = np.ones(500, bool)
+    mask[10] = False
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        build_from_rows(x, IndexSpec(), mask, block=64)
+
+
 def test_seed_changes_the_ivf_quantiser_and_is_reproducible():
     x = _clustered(3000, 32)
     a, b, c = (build_from_rows(x, IndexSpec(kind="ivf_flat", nlist=16, seed=s)) for s in (1, 1, 2))
