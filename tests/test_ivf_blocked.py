@@ -13,7 +13,7 @@ def _data(n=4000, d=24, seed=0, clusters=30):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(clusters, d)) * 3
     x = (centres[rng.integers(0, clusters, n)] + rng.normal(size=(n, d))).astype(np.float32)
-    q = (centres[rng.integers(0, clusters, 300)] + 1.5 * rng.normal(size=(300, d))).astype(np.float32)
+    q = (centres[rng.integers(0, clusters, 150)] + 1.5 * rng.normal(size=(150, d))).astype(np.float32)
     return x, q
 
 
@@ -78,6 +78,17 @@ def test_the_pipeline_search_uses_it_and_matches_faiss():
     ref_d, ref_i = index.search(q, 3)
     assert np.array_equal(i, ref_i)
     np.testing.assert_allclose(kth_distance(index, q, 3, use_gpu=False), ref_d[:, 2], rtol=1e-5, atol=1e-4)
+
+
+def test_large_query_batches_are_split_with_the_same_result(monkeypatch):
+    x, q = _data()
+    index = _index(x, nprobe=8)
+    whole = ivf_blocked.search_ivf_flat(index, q, 5)
+    monkeypatch.setattr(ivf_blocked, "CANDIDATES", 8 * 5 * 7)  # 7 queries per batch
+    split = ivf_blocked.search_ivf_flat(index, q, 5)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, split))
+    empty_d, empty_i = ivf_blocked.search_ivf_flat(index, q[:0], 5)
+    assert empty_d.shape == empty_i.shape == (0, 5)
 
 
 def test_deterministic_and_refuses_other_indexes():

@@ -25,6 +25,8 @@ from grood.search.vectors import faiss
 MARGIN = 4
 #: the distance faiss reports for a missing neighbour (its heaps start at the largest float32)
 FAISS_PAD = float(np.finfo(np.float32).max)
+#: (query, probe, neighbour) candidates held at once (20 bytes each): larger batches are split
+CANDIDATES = 1 << 22
 #: (queries × vectors) floats of one cell's distance block before it is split by query rows
 BLOCK_FLOATS = 1 << 24
 
@@ -57,13 +59,22 @@ def _smallest(dist: np.ndarray, m: int) -> np.ndarray:
 
 def search_ivf_flat(index, q: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (float32 squared L2 distances, int64 ids) of prepared queries ``q`` (B, d) in an
-    ``IndexIVFFlat``, probing ``nprobe`` cells (default: the index's); (inf, -1) where the probed
-    cells hold fewer than ``k`` vectors, as faiss pads."""
+    ``IndexIVFFlat``, probing ``nprobe`` cells (default: the index's); where the probed cells hold
+    fewer than ``k`` vectors the rest is padded as faiss pads: (largest float32, -1)."""
     if not is_ivf_flat(index):
         raise TypeError(f"search_ivf_flat needs a CPU IndexIVFFlat with L2 distances, got {type(index).__name__}")
     q = np.ascontiguousarray(q, dtype=np.float32)
-    b, d = q.shape
     nprobe = int(min(nprobe or index.nprobe, index.nlist))
+    rows = max(1, CANDIDATES // (nprobe * k))  # bounds the (queries, nprobe, k) candidate arrays
+    if len(q) <= rows:
+        return _search(index, q, k, nprobe)
+    parts = [_search(index, q[a : a + rows], k, nprobe) for a in range(0, len(q), rows)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _search(index, q: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`search_ivf_flat` for one batch of queries."""
+    b, d = q.shape
     _, cells = index.quantizer.search(q, nprobe)  # the cells faiss's own search probes
     q_m2 = q * np.float32(-2.0)  # the GEMM gives −2 q·x; ‖q‖² is the same for all of a query's vectors
     # each (query, probe) pair's best k by ‖x‖² − 2 q·x, padded with (inf, -1), and their cell offsets
@@ -92,9 +103,10 @@ def search_ivf_flat(index, q: np.ndarray, k: int, nprobe: int | None = None) -> 
             cand_o[rows, probes, :m] = top
     # the best k + MARGIN by the GEMM's distance, re-ranked by the float64 distance, ties by id
     m = min(k + MARGIN, nprobe * k)
-    top = _smallest(cand_d.reshape(b, -1), m)
-    ids = np.take_along_axis(cand_i.reshape(b, -1), top, 1)
-    offsets = np.take_along_axis(cand_o.reshape(b, -1), top, 1)
+    width = nprobe * k
+    top = _smallest(cand_d.reshape(b, width), m)
+    ids = np.take_along_axis(cand_i.reshape(b, width), top, 1)
+    offsets = np.take_along_axis(cand_o.reshape(b, width), top, 1)
     top_cells = np.take_along_axis(cells, top // k, 1)
     exact = np.full(ids.shape, np.inf)
     found = ids >= 0
