@@ -418,3 +418,14 @@ def test_every_index_kind_round_trips_through_its_bytes_and_others_are_refused(k
         deserialize(blob.astype(np.int64))
     with pytest.raises(ValueError, match="cannot be read"):
         deserialize(blob[: len(blob) // 2])
+
+
+def test_mmap_threshold_is_fixed_on_glibc():
+    """The flat build fixes glibc's mmap threshold (grood.memory) so block buffers never settle in the heap."""
+    import platform
+
+    from grood import memory
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert memory.fixed_mmap_threshold()

@@ -6,7 +6,8 @@ itself plus one block and the training sample — for ``flat`` and ``ivf_flat`` 
 vector (4·D bytes each), for ``ivf_pq`` ``m`` bytes each (plus an 8-byte id).  A ``flat`` index is
 sized once and filled in place (:func:`fill_flat`): faiss's ``add`` grows its storage by
 reallocation, so the last adds briefly held the old and the new buffer (measured: +55% peak RSS
-beyond the index at 500k × 512).
+beyond the index at 500k × 512); it is filled 16 MB at a time with glibc's mmap threshold fixed
+(:mod:`grood.memory`).
 
 Blocks depend only on the vector width (:func:`grood.chunks.block_rows`), so building from memory
 and from any Zarr store of the same rows gives the same index, bit for bit.
@@ -19,10 +20,15 @@ import logging
 import numpy as np
 
 from grood.chunks import block_rows, check_rows, iter_blocks, row_width, seeded_sample, take_rows
+from grood.memory import fixed_mmap_threshold
 from grood.search.spec import POINTS_PER_CENTROID, IndexSpec
 from grood.search.vectors import faiss, prepare
 
 log = logging.getLogger(__name__)
+
+#: bytes per block when filling a flat index: its bytes do not depend on the blocks, and smaller
+#: blocks keep the transient beside the index small (measured, grood.memory)
+FILL_BYTES = 16 << 20
 
 
 def empty_index(spec: IndexSpec, d: int, n: int):
@@ -86,6 +92,7 @@ def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None =
     keep = selected_rows(mask, n, start, stop)
     if len(keep) == 0 and not row_ids:
         raise ValueError(f"{name}: no row to index (rows [{start}, {stop}), {0 if mask is None else int(np.sum(mask))} kept by the mask)")
+    explicit_block = block is not None
     block = int(block or block_rows(d))
     index = empty_index(spec, d, len(keep))
     if spec.needs_training and len(keep):
@@ -94,7 +101,9 @@ def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None =
         log.info("%s: trained %s (nlist=%d) on %d of %d rows", name, spec.kind, index.nlist, len(x), len(keep))
         del x
     if spec.kind == "flat":
-        index = fill_flat(index, source, keep, block, spec, name, row_ids, (start, stop))
+        fixed_mmap_threshold()  # block buffers in their own mappings: no heap creep over the blocks
+        fill = block if explicit_block else block_rows(d, target_bytes=FILL_BYTES)
+        index = fill_flat(index, source, keep, fill, spec, name, row_ids, (start, stop))
         log.info("%s: %s index of %d vectors (d=%d)", name, spec.kind, index.ntotal, d)
         return index
     if row_ids:
