@@ -126,3 +126,61 @@ def test_tampered_index_shards_header_is_refused(stores, tmp_path):
     with pytest.raises(DetectorFileError, match="index_shards '2'"):
         load_detector(tmp_path / "bad.npz")
     assert json.dumps(meta)  # the header stays JSON
+
+
+# ---------------------------------------------------------------------------------------- config
+
+
+def _test_config(**shards):
+    import yaml
+
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    config["detectors"]["knn"] = {"method": "knn", "k": 5}
+    config["shards"] = shards
+    return config
+
+
+def test_config_refuses_index_shards_with_score_shards_or_approximate_index():
+    from grood.config import validate
+
+    assert validate(_test_config(index=3)) == []
+    assert validate(_test_config(index="3", score="1")) == []  # digit strings from --config
+    problems = validate(_test_config(index=2, score=2))
+    assert len(problems) == 1 and problems[0].startswith("shards.index: 2 with shards.score: 2")
+    config = _test_config(index=2)
+    config["detectors"]["knn"]["index"] = "ivf_flat"
+    assert [p.split(":")[0] for p in validate(config)] == ["detectors.knn.index"]
+    assert "use index: flat or shards.index: 1" in validate(config)[0]
+    config["shards"] = {"index": 1}
+    assert validate(config) == []
+
+
+# -------------------------------------------------------------------------------------- workflow
+
+
+def _counts(out):
+    import re
+
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", out, re.M) if rule != "total"}
+
+
+@pytest.mark.slow
+def test_dry_run_plans_index_shard_jobs(tmp_path):
+    import yaml
+
+    from conftest import snakemake
+
+    plans = {}
+    for n in (1, 3):
+        (tmp_path / f"{n}.yaml").write_text(yaml.safe_dump(_test_config(index=n), sort_keys=False))
+        plans[n] = snakemake(tmp_path, "-n", configfile=tmp_path / f"{n}.yaml").stdout
+    plain, sharded = _counts(plans[1]), _counts(plans[3])
+    seeds, parts, index_detectors = 1, 3, 2  # test + two OOD sets; grood and knn
+    assert sharded.pop("search_index_shard") == 3 * seeds * index_detectors * parts
+    assert sharded == plain  # nothing else changes
+    for det in ("grood", "knn"):
+        for i in range(3):
+            assert f"shards/index/{det}/fashion_tiny/{i}-of-3.npz" in plans[3]
+    assert "shards/index/msp" not in plans[3] and "search_index_shard" not in plans[1]
