@@ -184,3 +184,44 @@ def test_dry_run_plans_index_shard_jobs(tmp_path):
         for i in range(3):
             assert f"shards/index/{det}/fashion_tiny/{i}-of-3.npz" in plans[3]
     assert "shards/index/msp" not in plans[3] and "search_index_shard" not in plans[1]
+
+
+@pytest.mark.slow
+def test_index_sharded_run_matches_unsharded(tiny_run, tmp_path):
+    """The tiny run re-fitted and re-scored with shards.index: 2 (kNN added): GROOD's AUROCs equal
+    the unsharded run's, kNN's those of its unsharded stages, to 1e-6."""
+    import shutil
+
+    import pandas as pd
+    import yaml
+
+    from conftest import snakemake
+    from grood.metrics import ood_metrics
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, symlinks=True)
+    seed_dir = run / "results" / "tiny" / "seed0"
+    for sub in ("detectors", "scores"):
+        shutil.rmtree(seed_dir / sub)
+    (tmp_path / "sharded.yaml").write_text(yaml.safe_dump(_test_config(index=2), sort_keys=False))
+    # mtime only: the copied model and stores stay valid even if grood/ was edited since the fixture ran
+    proc = snakemake(run, "results/tiny/metrics.csv", "--rerun-triggers", "mtime",
+                     configfile=tmp_path / "sharded.yaml")
+    log = proc.stdout + proc.stderr
+    assert "rule search_index_shard" in log and "rule features" not in log and "rule train" not in log
+    got = pd.read_csv(run / "results" / "tiny" / "metrics.csv").set_index(["detector", "ood"])["auroc"]
+    ref = pd.read_csv(tiny_run / "results" / "tiny" / "metrics.csv").set_index(["detector", "ood"])["auroc"]
+    for ood in ("fashion_tiny", "gaussian_tiny"):
+        assert abs(got[("grood", ood)] - ref[("grood", ood)]) <= 1e-6
+        for det in ("msp", "energy"):  # untouched detectors: the very same numbers
+            assert got[(det, ood)] == ref[(det, ood)]
+    # kNN unsharded, stage by stage on the run's feature stores
+    features = tiny_run / "results" / "tiny" / "seed0" / "features"
+    fit_detector_stage("knn", {"k": 5}, [features / "train.zarr"], tmp_path / "knn.npz")
+    scores = {}
+    for part in ("test", "fashion_tiny", "gaussian_tiny"):
+        score_stage(tmp_path / "knn.npz", [features / f"{part}.zarr"], tmp_path / f"{part}.npy")
+        scores[part] = np.load(tmp_path / f"{part}.npy")
+    for ood in ("fashion_tiny", "gaussian_tiny"):
+        assert abs(got[("knn", ood)] - ood_metrics(scores["test"], scores[ood])["auroc"]) <= 1e-6
+    assert not any((seed_dir / "shards").rglob("*.npz"))  # temp()
