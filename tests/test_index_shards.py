@@ -97,6 +97,10 @@ def test_index_sharded_file_holds_no_index(stores, tmp_path, method, params, nam
     with pytest.raises(ValueError, match="fitted for shards.index: 3"):
         search_index_shard_stage(tmp_path / "det.npz", train, test, tmp_path / "x.npz", 0, 2)
     assert not (tmp_path / "s.npy").exists() and not (tmp_path / "x.npz").exists()
+    from grood.apply import RunError, open_detector
+
+    with pytest.raises(RunError, match="cannot score new images"):  # `grood score`, before any image is read
+        open_detector(tmp_path / "det.npz")
 
 
 def test_missing_or_foreign_shard_results_are_refused(stores, tmp_path):
