@@ -207,6 +207,7 @@ def test_index_sharded_run_matches_unsharded(tiny_run, tmp_path):
     seed_dir = run / "results" / "tiny" / "seed0"
     for sub in ("detectors", "scores"):
         shutil.rmtree(seed_dir / sub)
+    (run / "results" / "tiny" / "metrics.csv").unlink()  # else mtime sees an up-to-date target
     (tmp_path / "sharded.yaml").write_text(yaml.safe_dump(_test_config(index=2), sort_keys=False))
     # mtime only: the copied model and stores stay valid even if grood/ was edited since the fixture ran
     proc = snakemake(run, "results/tiny/metrics.csv", "--rerun-triggers", "mtime",
