@@ -131,7 +131,12 @@ def open_detector(path: Path):
         raise RunError(f"{path} is a pickle (grood's detector format before the pickle-free store): opening "
                        f"it could run whatever code it holds, so grood never does. Fix: re-fit the run's "
                        f"detectors with this grood (snakemake re-runs fit_detector, seconds per detector)")
-    return load_detector(path)
+    det = load_detector(path)
+    if getattr(det, "index_shards", 1) > 1:
+        raise RunError(f"{path} was fitted with shards.index: {det.index_shards}: it holds no k-NN index (the "
+                       f"run's shard jobs searched only its own datasets), so it cannot score new images. Fix: "
+                       f"re-fit it with one index (snakemake --config shards='{{index: 1}}' re-runs fit_detector)")
+    return det
 
 
 # ---------------------------------------------------------------------------------- scoring

@@ -34,6 +34,7 @@ def validate(config: dict) -> list[str]:
     problems += _detectors(config)
     problems += _ood_val(config, resolved)
     problems += _training(config)
+    problems += _index_shards(config)
     return problems
 
 
@@ -51,6 +52,28 @@ def gradient_detectors(config: dict) -> dict[str, GradientStoreDetector]:
             if isinstance(det, GradientStoreDetector):
                 found[name] = det
     return found
+
+
+def _index_shards(config: dict) -> list[str]:
+    """``shards.index`` > 1 merges exact searches: refused with score shards or an approximate index."""
+    from grood.detectors import IndexedDetector
+
+    shards = config.get("shards") or {}
+    n = int(shards.get("index", 1))
+    if n == 1:
+        return []
+    problems = []
+    if int(shards.get("score", 1)) > 1:
+        problems.append(f"shards.index: {n} with shards.score: {shards['score']}: a part is either scored in row "
+                        f"shards or searched in index shards, not both; set one of them to 1")
+    for name, spec in config["detectors"].items():
+        if spec.get("method") and not check_detector(spec["method"], detector_params(spec), ""):
+            det = make_detector(spec["method"], detector_params(spec))
+            if isinstance(det, IndexedDetector) and not det.index_spec.exact:
+                problems.append(f"detectors.{name}.index: {det.index_spec.kind} with shards.index: {n}: index shards "
+                                f"are merged exactly, and index_quality rates one approximate index; use "
+                                f"index: flat or shards.index: 1")
+    return problems
 
 
 def _datasets(config: dict) -> tuple[list[str], dict[str, dict]]:

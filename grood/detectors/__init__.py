@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grood.detectors.base import Detector
+from grood.detectors.base import Detector, IndexedDetector
 from grood.detectors.exgrad import ExGradConfidence, ExGradFro, ExGradL1, FeatureNorm, OutputConfidence
 from grood.detectors.feature_space import KNN, Mahalanobis
 from grood.detectors.gradnorm import GradNorm
@@ -88,4 +88,4 @@ def check_detector(method: str, params: dict, where: str) -> list[str]:
     return []
 
 
-__all__ = ["Detector", "GradientStoreDetector", "METHODS", "check_detector", "make_detector"]
+__all__ = ["Detector", "GradientStoreDetector", "IndexedDetector", "METHODS", "check_detector", "make_detector"]

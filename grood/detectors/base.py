@@ -66,15 +66,17 @@ class Detector(abc.ABC):
                 state[name] = faiss_index.serialize(getattr(self, name))
         return state
 
-    def set_state(self, state: dict[str, np.ndarray]) -> "Detector":
-        """Restore what :meth:`get_state` returned: every fitted attribute or none (unfitted)."""
+    def set_state(self, state: dict[str, np.ndarray], without_indexes: bool = False) -> "Detector":
+        """Restore what :meth:`get_state` returned: every fitted attribute or none (unfitted).
+        ``without_indexes``: the state of an index-sharded fit (:class:`IndexedDetector`), no index."""
         from grood import index as faiss_index
 
-        unknown = sorted(set(state) - set(self.state_names))
-        missing = sorted(set(self.state_names) - set(state))
+        names = self.state_arrays if without_indexes else self.state_names
+        unknown = sorted(set(state) - set(names))
+        missing = sorted(set(names) - set(state))
         if unknown or (state and missing):
             raise ValueError(f"{type(self).__name__} state: unknown entries {unknown}, missing entries "
-                             f"{missing}; expected exactly {list(self.state_names)} (or none, unfitted)")
+                             f"{missing}; expected exactly {list(names)} (or none, unfitted)")
         for name in self.state_arrays:
             if name in state:
                 value = np.asarray(state[name])
@@ -87,6 +89,51 @@ class Detector(abc.ABC):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+class IndexedDetector(Detector):
+    """A detector scored by the squared L2 distance from a query to its ``k``-th nearest vector in a
+    faiss index over (some of) the training rows: GROOD and kNN.
+
+    The index may be too large for one machine: fitted with ``index_shards=N`` (config
+    ``shards.index``) the detector holds no index, the rows of :meth:`indexed_rows` are searched in
+    ``N`` row shards by separate jobs (:func:`grood.search.sharded.search_shard`) and their merged
+    k-th distances become scores through :meth:`score_from_kth_distance` — the one score formula,
+    which the unsharded :meth:`score` uses too.  ``fit(..., with_index=False)`` fits everything but
+    the index.
+    """
+
+    state_indexes = ("index_",)
+    #: 1: the fitted detector holds its index; N > 1: it is searched in N shard jobs
+    index_shards: int = 1
+
+    @property
+    def query_array(self) -> str:
+        """The array of a part that is searched in the index (``gradients``, ``features``)."""
+        return self.requires[0]
+
+    @abc.abstractmethod
+    def indexed_rows(self, **train_arrays):
+        """``(vectors, mask)``: the training rows the index holds (``mask`` None: all of them)."""
+
+    def score_from_kth_distance(self, kth_distance: np.ndarray) -> np.ndarray:
+        """Scores (float64, higher = more ID) from each query's squared distance to its k-th
+        nearest indexed vector: ``−d``."""
+        return -np.asarray(kth_distance, dtype=np.float64)
+
+    def kth_distance(self, queries, name: str) -> np.ndarray:
+        """``d`` of every query in the detector's own index; refused for an index-sharded fit."""
+        from grood import index as faiss_index
+
+        if not hasattr(self, "index_"):
+            if self.index_shards > 1:
+                raise ValueError(
+                    f"{type(self).__name__} was fitted with shards.index: {self.index_shards} and holds no "
+                    f"index: its k-th distances come from the search_index_shard jobs. Score it from their "
+                    f"merged results (grood.stages.score.score_stage(..., index_shards=[the {self.index_shards} "
+                    f"shard files])), as the workflow's score rule does, or fit it again with shards.index: 1")
+            raise ValueError(f"{type(self).__name__} is not fitted (it has no index); call fit() first")
+        return faiss_index.kth_distance(self.index_, queries, self.k, self.index_spec.metric, name=name)
 
 
 def check_finite(name: str, values: np.ndarray) -> np.ndarray:

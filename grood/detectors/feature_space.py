@@ -11,7 +11,7 @@ import numpy as np
 
 from grood import index as faiss_index
 from grood.chunks import block_rows, check_rows, iter_blocks
-from grood.detectors.base import Detector, check_finite
+from grood.detectors.base import Detector, IndexedDetector, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def integer_labels(labels, name: str) -> np.ndarray:
     return y
 
 
-class KNN(Detector):
+class KNN(IndexedDetector):
     """Sun et al. 2022: ``S(x) = −‖ĥ(x) − ĥ_(k)‖²``, the squared L2 distance between L2-normalised
     features and the k-th nearest normalised ID training feature (exact ``IndexFlatL2``).
 
@@ -112,7 +112,6 @@ class KNN(Detector):
 
     requires = ("features",)
     fit_requires = ("features",)
-    state_indexes = ("index_",)
 
     def __init__(self, k: int = 50, index: str = "flat", nlist: int = 1024, nprobe: int = 4, m: int = 16,
                  nbits: int = 8, train_size: int | None = None, seed: int = 0):
@@ -135,14 +134,16 @@ class KNN(Detector):
         """``(vectors, mask)``: every training feature is indexed (no mask)."""
         return features, None
 
-    def fit(self, features, **_) -> "KNN":
-        """Streams ``features`` (numpy or Zarr) into the index block by block."""
+    def fit(self, features, with_index: bool = True, **_) -> "KNN":
+        """Streams ``features`` (numpy or Zarr) into the index block by block; ``with_index=False``
+        only checks them (``shards.index`` > 1: shard jobs index them)."""
         n = int(features.shape[0])
         if self.k > n:
             raise ValueError(f"knn k={self.k} exceeds the {n} training features")
+        if not with_index:
+            return self
         self.index_ = faiss_index.build_from_rows(features, self.index_spec, name="kNN training features")
         return self
 
     def score(self, features, **_) -> np.ndarray:
-        d = faiss_index.kth_distance(self.index_, features, self.k, "cosine", name="kNN features")
-        return -d.astype(np.float64)
+        return self.score_from_kth_distance(self.kth_distance(features, "kNN features"))

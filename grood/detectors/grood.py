@@ -13,7 +13,7 @@ import numpy as np
 
 from grood import index as faiss_index
 from grood.chunks import check_rows, iter_blocks
-from grood.detectors.base import Detector
+from grood.detectors.base import Detector, IndexedDetector
 from grood.search.spec import IndexParamError
 from grood.vocab import check_gradient_space, gradient_space
 
@@ -33,14 +33,13 @@ class GradientStoreDetector(Detector):
         return gradient_space(self.prototype, self.wrt, self.temperature)
 
 
-class GROOD(GradientStoreDetector):
+class GROOD(GradientStoreDetector, IndexedDetector):
     """Fitting and scoring stream their arrays (numpy or Zarr) block by block: the gradients of a
     million training images are never held whole; only the index is (``ivf_pq`` compresses it)."""
 
     requires = ("gradients",)
     fit_requires = ("gradients", "logits", "labels")
     state_arrays = ("n_indexed_",)
-    state_indexes = ("index_",)
 
     def __init__(self, k: int = 1, index: str = "flat", metric: str = "l2", nlist: int = 1024,
                  nprobe: int = 4, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0,
@@ -67,11 +66,14 @@ class GROOD(GradientStoreDetector):
         (also what :mod:`grood.stages.index_quality` searches exactly to rate an approximate index)."""
         return gradients, correctly_classified(logits, labels, int(gradients.shape[0]))
 
-    def fit(self, gradients, logits, labels, **_) -> "GROOD":
+    def fit(self, gradients, logits, labels, with_index: bool = True, **_) -> "GROOD":
+        """``with_index=False``: count the rows to index but build no index (``shards.index`` > 1)."""
         gradients, correct = self.indexed_rows(gradients, logits, labels)
         if not correct.any():
             raise ValueError("GROOD: no correctly classified training sample to index")
         self.n_indexed_ = int(correct.sum())
+        if not with_index:
+            return self
         self.index_ = faiss_index.build_from_rows(gradients, self.index_spec, correct,
                                                   name="GROOD training gradients")
         log.info("GROOD index: %d of %d training gradients (correctly classified)",
@@ -79,8 +81,7 @@ class GROOD(GradientStoreDetector):
         return self
 
     def score(self, gradients, **_) -> np.ndarray:
-        d = faiss_index.kth_distance(self.index_, gradients, self.k, self.metric, name="GROOD gradients")
-        return -d.astype(np.float64)
+        return self.score_from_kth_distance(self.kth_distance(gradients, "GROOD gradients"))
 
 
 def correctly_classified(logits, labels, n: int) -> np.ndarray:

@@ -6,7 +6,10 @@ One ``.npz`` per fitted detector, written atomically (:func:`grood.storage.save_
   ``class`` (checked, never imported), ``params``, ``state`` (each entry's kind: ``array`` or
   ``faiss``) and ``provenance``;
 - one numeric array per fitted attribute (:meth:`Detector.get_state`); a faiss index is stored as
-  its own serialisation (``faiss.serialize_index`` bytes, uint8).
+  its own serialisation (``faiss.serialize_index`` bytes, uint8);
+- ``index_shards`` (only when > 1, config ``shards.index``): the detector was fitted without its
+  index (:class:`~grood.detectors.base.IndexedDetector`), which shard jobs search; the file then
+  holds every fitted entry but the faiss ones.
 
 Reading never unpickles: ``np.load(allow_pickle=False)``, the class comes from the registry by
 method name, the parameters go through :func:`make_detector`'s checks, and the state must hold
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from grood.detectors import METHODS, make_detector
-from grood.detectors.base import Detector
+from grood.detectors.base import Detector, IndexedDetector
 from grood.storage import provenance, save_npz
 
 FORMAT = "grood-detector"
@@ -52,24 +55,35 @@ def method_of(det: Detector) -> str:
     return names[0]
 
 
-def _kinds(cls: type[Detector]) -> dict[str, str]:
-    return {**{n: "array" for n in cls.state_arrays}, **{n: "faiss" for n in cls.state_indexes}}
+def _kinds(cls: type[Detector], index_shards: int = 1) -> dict[str, str]:
+    """Each fitted entry's kind; an index-sharded fit (``index_shards`` > 1) stores no faiss entry."""
+    return {**{n: "array" for n in cls.state_arrays},
+            **({n: "faiss" for n in cls.state_indexes} if index_shards == 1 else {})}
 
 
-def save_detector(det: Detector, path: str | os.PathLike, method: str | None = None, **extra) -> None:
-    """Store ``det`` (fitted, or a method without state) at ``path``; ``extra`` goes to provenance."""
+def save_detector(det: Detector, path: str | os.PathLike, method: str | None = None, index_shards: int = 1,
+                  **extra) -> None:
+    """Store ``det`` (fitted, or a method without state) at ``path``; ``extra`` goes to provenance.
+    ``index_shards`` > 1: ``det`` was fitted ``with_index=False``; shard jobs search its index."""
     method = method or method_of(det)
     if METHODS.get(method) is not type(det):
         raise ValueError(f"method {method!r} does not name {type(det).__name__}; use {method_of(det)!r}")
-    if det.state_names and not det.is_fitted():
-        raise ValueError(f"{method} is not fitted (it has no {list(det.state_names)}); call fit() first")
-    state = det.get_state()
+    index_shards = int(index_shards)
+    if index_shards > 1 and not isinstance(det, IndexedDetector):
+        raise ValueError(f"{method} has no k-NN index to shard; store it with index_shards=1")
+    if index_shards < 1:
+        raise ValueError(f"index_shards must be ≥ 1, got {index_shards}")
+    names = det.state_arrays if index_shards > 1 else det.state_names
+    if names and not all(hasattr(det, n) for n in names):
+        raise ValueError(f"{method} is not fitted (it has no {list(names)}); call fit() first")
+    state = {n: v for n, v in det.get_state().items() if n in names}
     for name, value in state.items():
         if value.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"{method} state {name!r} has dtype {value.dtype}: only numeric arrays are stored")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method,
             "class": class_path(type(det)), "params": det.get_params(),
-            "state": {n: k for n, k in _kinds(type(det)).items() if n in state},
+            "state": {n: k for n, k in _kinds(type(det), index_shards).items() if n in state},
+            **({"index_shards": index_shards} if index_shards > 1 else {}),
             "provenance": provenance(**extra)}
     save_npz(path, state, meta)
 
@@ -96,10 +110,14 @@ def load_detector(path: str | os.PathLike) -> Detector:
                                         f"({e}); grood never unpickles detector files. {_FIX}") from None
             _check_array(path, name, kind, value)
             state[name] = value
+    shards = meta.get("index_shards", 1)
     try:
-        return det.set_state(state)
+        det.set_state(state, without_indexes=shards > 1)
     except ValueError as e:
         raise DetectorFileError(f"{path}: refused: {e}. {_FIX}") from None
+    if shards > 1:
+        det.index_shards = shards
+    return det
 
 
 def _open(path: Path):
@@ -157,8 +175,11 @@ def _header(path: Path, z) -> dict:
         make_detector(method, meta["params"])
     except ValueError as e:
         raise refuse(str(e)) from None
+    shards = meta.get("index_shards", 1)
+    if type(shards) is not int or shards < 1 or (shards > 1 and not issubclass(METHODS[method], IndexedDetector)):
+        raise refuse(f"index_shards {shards!r}: must be an integer ≥ 1, and 1 for {method} (it has no k-NN index)")
     state = meta.get("state")
-    kinds = _kinds(METHODS[method])
+    kinds = _kinds(METHODS[method], shards)
     if not isinstance(state, dict) or (state and state != kinds):
         raise refuse(f"state entries {state!r}; a fitted {method} has exactly {kinds}")
     extra = sorted(set(z.files) - {"__meta__"} - set(state))

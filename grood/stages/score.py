@@ -1,5 +1,7 @@
 """Stage `score`: per-sample scores of one part (ID test or an OOD set) with a fitted detector —
-all rows, or one row shard of them when `shards.score` > 1 (merged by `score_gather`)."""
+all rows, or one row shard of them when `shards.score` > 1 (merged by `score_gather`).  With
+`shards.index` > 1 a k-NN detector holds no index: its scores come from the merged results of the
+part's `search_index_shard` jobs."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ log = logging.getLogger("grood")
 
 def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, split: str = "test",
                 device: str = "auto", threads: int | None = None, rows: tuple[int, int] | None = None,
-                shard: tuple[int, int] | None = None, align: int = 1, workers: int = 0) -> tuple[int, int]:
+                shard: tuple[int, int] | None = None, align: int = 1, workers: int = 0,
+                index_shards: list | None = None) -> tuple[int, int]:
     """Score one part with the fitted detector stored at ``detector_npz`` (pickle-free:
     :mod:`grood.detectors.store`), to ``out``; returns the row range scored.
 
@@ -27,11 +30,17 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
     :func:`grood.shards.merge_npz_rows`: rows aligned to ``align`` (the feature batch size, so
     shards read whole chunks) or, for a detector that runs the network, to its own batch size, so
     the shard runs the very batches of the unsharded run.
+    ``index_shards``: the part's `search_index_shard` results (in shard order) for a detector fitted
+    with ``shards.index`` > 1 — merged exactly (:func:`grood.search.sharded.merge_shard_files`), the
+    k-th distances become scores by the detector's own ``score_from_kth_distance``.
     """
     from grood.shards import shard_attrs, shard_rows
 
     if rows is not None and shard is not None:
         raise ValueError("pass rows=(start, stop) or shard=(i, N), not both")
+    if index_shards and (rows is not None or shard is not None):
+        raise ValueError("index shard results cover every row of the part: pass no rows or shard with them "
+                         "(shards.score > 1 together with shards.index > 1 is not supported)")
 
     def pick(n, det):
         if shard is None:
@@ -39,8 +48,11 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
         block = int(getattr(det, "batch_size", align)) if det.needs_network else int(align)
         return shard_rows(n, int(shard[0]), int(shard[1]), block)
 
-    scores, (start, stop, n) = _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick,
-                                      workers)
+    if index_shards:
+        scores, (start, stop, n) = _score_from_index_shards(detector_npz, stores, list(index_shards))
+    else:
+        scores, (start, stop, n) = _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick,
+                                          workers)
     if shard is None:
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
@@ -88,6 +100,31 @@ def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pic
     with _faiss_threads(det, threads):
         scores = check_finite(f"{type(det).__name__} scores for {source}", det.score(**arrays))
     return np.asarray(scores, dtype=np.float64), (start, stop, n)
+
+
+def _score_from_index_shards(detector_npz, stores, shard_npzs):
+    """Scores (float64) of every row of a part from its index shard results, and ``(0, n, n)``."""
+    from grood.detectors import IndexedDetector
+    from grood.detectors.base import check_finite
+    from grood.detectors.store import load_detector
+    from grood.search.sharded import merge_shard_files
+
+    det = load_detector(detector_npz)
+    if not isinstance(det, IndexedDetector) or det.index_shards != len(shard_npzs):
+        held = det.index_shards if isinstance(det, IndexedDetector) else "no index"
+        raise ValueError(f"{detector_npz} ({type(det).__name__}, index shards: {held}) does not match the "
+                         f"{len(shard_npzs)} index shard results given; fit and search with the same shards.index")
+    n = stored_rows(stores, (det.query_array,))
+    dist, _, meta = merge_shard_files(shard_npzs)
+    if meta["n_queries"] != n or meta["k"] != det.k or meta["index"] != det.index_spec.to_dict():
+        raise ValueError(f"index shard results {shard_npzs[0]}…: {meta['n_queries']} queries, k={meta['k']}, "
+                         f"index {meta['index']}; the part has {n} rows and the detector k={det.k}, index "
+                         f"{det.index_spec.to_dict()}: delete the shard results and re-run them")
+    kth = dist[:, det.k - 1] if n else np.empty(0)
+    scores = check_finite(f"{type(det).__name__} scores for {stores[0]}", det.score_from_kth_distance(kth))
+    log.info("%s: scores of %d rows from %d index shards (rows %s)", type(det).__name__, n, len(shard_npzs),
+             meta["sharded_from"]["rows"])
+    return np.asarray(scores, dtype=np.float64), (0, n, n)
 
 
 def _faiss_threads(det, threads):

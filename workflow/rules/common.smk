@@ -159,7 +159,8 @@ def job_gpus(wc=None):
 
 
 def shard_count(stage):
-    """How many row shards ``stage`` (features, score) splits a part into; 1: not sharded."""
+    """How many row shards ``stage`` (features, score, index) splits a part (or, for index, a k-NN
+    detector's training index) into; 1: not sharded."""
     return int(config["shards"][stage])  # a digit string from --config too
 
 
@@ -400,6 +401,30 @@ def fit_stores(wc):
 
 def score_stores(wc):
     return detector_array_stores(wc, wc.part, detector_object(wc.detector).requires)
+
+
+INDEX_SHARDS = shard_count("index")
+INDEX_SHARD = f"{R}/{{bench}}/seed{{seed}}/shards/index/{{detector}}/{{part}}/{{shard}}-of-{INDEX_SHARDS}.npz"
+
+
+def index_sharded(detector):
+    """Whether ``detector``'s k-NN index is searched in shard jobs (shards.index > 1, GROOD and kNN)."""
+    from grood.detectors import IndexedDetector
+
+    return INDEX_SHARDS > 1 and isinstance(detector_object(detector), IndexedDetector)
+
+
+def index_shards_of(detector):
+    """The fit_detector ``index_shards`` param: shards.index for a k-NN detector, else 1."""
+    return INDEX_SHARDS if index_sharded(detector) else 1
+
+
+def index_shard_files(wc):
+    """A score job's index shard results (search_index_shard), or nothing: the detector has its index."""
+    if not index_sharded(wc.detector):
+        return []
+    return expand(INDEX_SHARD, shard=range(INDEX_SHARDS), bench=wc.bench, seed=wc.seed, detector=wc.detector,
+                  part=wc.part)
 
 
 def needs_network(detector):

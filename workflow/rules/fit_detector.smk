@@ -1,5 +1,6 @@
 # One detector fitted on the ID training arrays it needs (a faiss index for GROOD and kNN), stored
 # without pickle (grood.detectors.store: arrays + JSON header), so a shared run is safe to open.
+# With shards.index > 1 a k-NN detector is stored without its index (search_index_shard builds it).
 rule fit_detector:
     input:
         stores=fit_stores,
@@ -8,6 +9,7 @@ rule fit_detector:
     params:
         method=lambda wc: DETECTORS[wc.detector]["method"],
         params=lambda wc: detector_params(wc.detector),
+        index_shards=lambda wc: index_shards_of(wc.detector),
         code=stage_code("fit_detector"),
     log:
         f"{R}/logs/{{bench}}/seed{{seed}}/fit_detector/{{detector}}.log",

@@ -14,6 +14,7 @@ rule score:
         stores=score_stores,
         model=network_model,
         data=network_data,
+        index_shards=index_shard_files,  # shards.index > 1: the merged k-NN search replaces the index
     output:
         scores=temp(SCORE_SHARD) if SCORE_SHARDS > 1 else SCORE_FILE,
     params:

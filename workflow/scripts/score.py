@@ -10,4 +10,5 @@ shard = snakemake.params.shard  # [i, N] when shards.score > 1, else None
 score_stage(snakemake.input.detector, list(snakemake.input.stores), snakemake.output.scores,
             split=snakemake.params.split, device=snakemake.params.device, threads=snakemake.threads,
             shard=tuple(shard) if shard else None, align=snakemake.params.align or 1,
-            workers=decode_workers(snakemake.config), **network)
+            workers=decode_workers(snakemake.config), index_shards=list(snakemake.input.index_shards) or None,
+            **network)

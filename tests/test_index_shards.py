@@ -1,0 +1,232 @@
+"""`shards.index`: a k-NN detector's index searched in row shards by separate jobs and merged
+exactly — stage by stage on tiny Zarr stores, against the canonical exact search over all rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grood.detectors.store import DetectorFileError, load_detector, read_header
+from grood.search.exact import exact_search
+from grood.search.vectors import prepare
+from grood.stages.fit_detector import fit_detector_stage
+from grood.stages.score import score_stage
+from grood.stages.search_index_shard import search_index_shard_stage
+from grood.storage import ZarrWriter
+
+N_TRAIN, N_TEST, WIDTH, CLASSES, CHUNK = 45, 13, 6, 3, 8
+
+# method, params, the array searched; GROOD indexes only correctly classified rows, kNN all of them
+CASES = [("grood", {"k": 2}, "gradients"), ("knn", {"k": 3}, "features"),
+         ("grood", {"k": 1, "metric": "cosine"}, "gradients")]
+
+
+def _store(path, rng, n):
+    with ZarrWriter(path, n, CHUNK) as w:
+        x = rng.standard_normal((n, WIDTH)).astype(np.float32)
+        x[5] = x[3]  # an exact duplicate: a tie broken by row id
+        w.write(0, gradients=x, features=x[:, ::-1] + 0.5, logits=rng.standard_normal((n, CLASSES)).astype(np.float32),
+                labels=rng.integers(0, CLASSES, n))
+    return [path]
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    d, rng = tmp_path_factory.mktemp("index_shards"), np.random.default_rng(3)
+    return _store(d / "train.zarr", rng, N_TRAIN), _store(d / "test.zarr", rng, N_TEST)
+
+
+def _reference(det, train, test, name):
+    """Scores from the canonical exact search over every indexed row at once (no shards)."""
+    import zarr
+
+    from grood.search.build import build_index
+
+    tr = {k: a[:] for k, a in zarr.open_group(str(train[0]), mode="r").arrays()}
+    vectors, mask = det.indexed_rows(**tr)
+    index = build_index(vectors, det.index_spec, mask)
+    q = zarr.open_group(str(test[0]), mode="r")[name][:]
+    dist, _ = exact_search(index, q, det.k, det.index_spec.metric)
+    # independent of faiss: float64 brute force over the (prepared) float32 rows
+    x = prepare(vectors if mask is None else vectors[mask], det.index_spec.metric).astype(np.float64)
+    p = prepare(q, det.index_spec.metric).astype(np.float64)
+    brute = np.sort(((p[:, None, :] - x[None]) ** 2).sum(-1), axis=1)[:, det.k - 1]
+    np.testing.assert_allclose(dist[:, det.k - 1], brute, rtol=1e-12)
+    return det.score_from_kth_distance(dist[:, det.k - 1])
+
+
+@pytest.mark.parametrize("shards", [3, 7])  # 7 > the 5 chunks of 8 rows: empty shards
+@pytest.mark.parametrize("method,params,name", CASES)
+def test_sharded_scores_equal_exact_search(stores, tmp_path, method, params, name, shards):
+    train, test = stores
+    fit_detector_stage(method, params, train, tmp_path / "whole.npz")
+    fit_detector_stage(method, params, train, tmp_path / "sharded.npz", index_shards=shards)
+    files = [tmp_path / f"{i}-of-{shards}.npz" for i in range(shards)]
+    metas = [search_index_shard_stage(tmp_path / "sharded.npz", train, test, f, i, shards)
+             for i, f in enumerate(files)]
+    assert all(m["rows"][0] % CHUNK == 0 for m in metas)  # shards start on the store's chunks
+    _, mask = load_detector(tmp_path / "sharded.npz").indexed_rows(**_train_arrays(train))
+    assert sum(m["n_indexed"] for m in metas) == (N_TRAIN if mask is None else mask.sum())
+    assert any(m["rows"][0] == m["rows"][1] for m in metas) == (shards == 7)
+    score_stage(tmp_path / "sharded.npz", test, tmp_path / "sharded.npy", index_shards=files)
+    score_stage(tmp_path / "whole.npz", test, tmp_path / "whole.npy")
+    sharded, whole = np.load(tmp_path / "sharded.npy"), np.load(tmp_path / "whole.npy")
+    ref = _reference(load_detector(tmp_path / "whole.npz"), train, test, name)
+    assert sharded.dtype == np.float64 and sharded.tobytes() == ref.tobytes()  # bit for bit
+    # the unsharded run searches faiss's float32 distances: equal within float32 rounding
+    np.testing.assert_allclose(sharded, whole, rtol=2e-6, atol=2e-6 * np.abs(whole).max())
+
+
+def _train_arrays(train):
+    from grood.chunks import open_arrays
+
+    return open_arrays(train, ("gradients", "features", "logits", "labels"))
+
+
+@pytest.mark.parametrize("method,params,name", CASES[:2])
+def test_index_sharded_file_holds_no_index(stores, tmp_path, method, params, name):
+    train, test = stores
+    fit_detector_stage(method, params, train, tmp_path / "det.npz", index_shards=3)
+    header = read_header(tmp_path / "det.npz")
+    assert header["index_shards"] == 3 and "index_" not in header["state"]
+    assert "index_" not in np.load(tmp_path / "det.npz").files
+    det = load_detector(tmp_path / "det.npz")
+    assert det.index_shards == 3 and not hasattr(det, "index_")
+    with pytest.raises(ValueError, match=r"shards.index: 3 and holds no index.*search_index_shard"):
+        score_stage(tmp_path / "det.npz", test, tmp_path / "s.npy")
+    with pytest.raises(ValueError, match="fitted for shards.index: 3"):
+        search_index_shard_stage(tmp_path / "det.npz", train, test, tmp_path / "x.npz", 0, 2)
+    assert not (tmp_path / "s.npy").exists() and not (tmp_path / "x.npz").exists()
+    from grood.apply import RunError, open_detector
+
+    with pytest.raises(RunError, match="cannot score new images"):  # `grood score`, before any image is read
+        open_detector(tmp_path / "det.npz")
+
+
+def test_missing_or_foreign_shard_results_are_refused(stores, tmp_path):
+    train, test = stores
+    fit_detector_stage("knn", {"k": 2}, train, tmp_path / "det.npz", index_shards=2)
+    files = [tmp_path / f"{i}.npz" for i in range(2)]
+    for i, f in enumerate(files):
+        search_index_shard_stage(tmp_path / "det.npz", train, test, f, i, 2)
+    with pytest.raises(ValueError, match="does not match the 1 index shard results"):
+        score_stage(tmp_path / "det.npz", test, tmp_path / "s.npy", index_shards=files[:1])
+    with pytest.raises(ValueError, match="the part has 45 rows"):  # results of another part
+        score_stage(tmp_path / "det.npz", train, tmp_path / "s.npy", index_shards=files)
+    with pytest.raises(ValueError, match="no k-NN index to shard"):
+        fit_detector_stage("msp", {}, train, tmp_path / "msp.npz", index_shards=2)
+    with pytest.raises(ValueError, match="pass no rows or shard"):
+        score_stage(tmp_path / "det.npz", test, tmp_path / "s.npz", index_shards=files, shard=(0, 2))
+
+
+def test_tampered_index_shards_header_is_refused(stores, tmp_path):
+    import json
+
+    from grood.storage import load_npz, save_npz
+
+    fit_detector_stage("grood", {"k": 1}, stores[0], tmp_path / "det.npz", index_shards=2)
+    arrays, meta = load_npz(tmp_path / "det.npz")
+    save_npz(tmp_path / "bad.npz", arrays, {**meta, "index_shards": "2"})
+    with pytest.raises(DetectorFileError, match="index_shards '2'"):
+        load_detector(tmp_path / "bad.npz")
+    assert json.dumps(meta)  # the header stays JSON
+
+
+# ---------------------------------------------------------------------------------------- config
+
+
+def _test_config(**shards):
+    import yaml
+
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    config["detectors"]["knn"] = {"method": "knn", "k": 5}
+    config["shards"] = shards
+    return config
+
+
+def test_config_refuses_index_shards_with_score_shards_or_approximate_index():
+    from grood.config import validate
+
+    assert validate(_test_config(index=3)) == []
+    assert validate(_test_config(index="3", score="1")) == []  # digit strings from --config
+    problems = validate(_test_config(index=2, score=2))
+    assert len(problems) == 1 and problems[0].startswith("shards.index: 2 with shards.score: 2")
+    config = _test_config(index=2)
+    config["detectors"]["knn"]["index"] = "ivf_flat"
+    assert [p.split(":")[0] for p in validate(config)] == ["detectors.knn.index"]
+    assert "use index: flat or shards.index: 1" in validate(config)[0]
+    config["shards"] = {"index": 1}
+    assert validate(config) == []
+
+
+# -------------------------------------------------------------------------------------- workflow
+
+
+def _counts(out):
+    import re
+
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", out, re.M) if rule != "total"}
+
+
+@pytest.mark.slow
+def test_dry_run_plans_index_shard_jobs(tmp_path):
+    import yaml
+
+    from conftest import snakemake
+
+    plans = {}
+    for n in (1, 3):
+        (tmp_path / f"{n}.yaml").write_text(yaml.safe_dump(_test_config(index=n), sort_keys=False))
+        plans[n] = snakemake(tmp_path, "-n", configfile=tmp_path / f"{n}.yaml").stdout
+    plain, sharded = _counts(plans[1]), _counts(plans[3])
+    seeds, parts, index_detectors = 1, 3, 2  # test + two OOD sets; grood and knn
+    assert sharded.pop("search_index_shard") == 3 * seeds * index_detectors * parts
+    assert sharded == plain  # nothing else changes
+    for det in ("grood", "knn"):
+        for i in range(3):
+            assert f"shards/index/{det}/fashion_tiny/{i}-of-3.npz" in plans[3]
+    assert "shards/index/msp" not in plans[3] and "search_index_shard" not in plans[1]
+
+
+@pytest.mark.slow
+def test_index_sharded_run_matches_unsharded(tiny_run, tmp_path):
+    """The tiny run re-fitted and re-scored with shards.index: 2 (kNN added): GROOD's AUROCs equal
+    the unsharded run's, kNN's those of its unsharded stages, to 1e-6."""
+    import shutil
+
+    import pandas as pd
+    import yaml
+
+    from conftest import snakemake
+    from grood.metrics import ood_metrics
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, symlinks=True)
+    seed_dir = run / "results" / "tiny" / "seed0"
+    for sub in ("detectors", "scores"):
+        shutil.rmtree(seed_dir / sub)
+    (run / "results" / "tiny" / "metrics.csv").unlink()  # else mtime sees an up-to-date target
+    (tmp_path / "sharded.yaml").write_text(yaml.safe_dump(_test_config(index=2), sort_keys=False))
+    # mtime only: the copied model and stores stay valid even if grood/ was edited since the fixture ran
+    proc = snakemake(run, "results/tiny/metrics.csv", "--rerun-triggers", "mtime",
+                     configfile=tmp_path / "sharded.yaml")
+    log = proc.stdout + proc.stderr
+    assert "rule search_index_shard" in log and "rule features" not in log and "rule train" not in log
+    got = pd.read_csv(run / "results" / "tiny" / "metrics.csv").set_index(["detector", "ood"])["auroc"]
+    ref = pd.read_csv(tiny_run / "results" / "tiny" / "metrics.csv").set_index(["detector", "ood"])["auroc"]
+    for ood in ("fashion_tiny", "gaussian_tiny"):
+        assert abs(got[("grood", ood)] - ref[("grood", ood)]) <= 1e-6
+        for det in ("msp", "energy"):  # untouched detectors: the very same numbers
+            assert got[(det, ood)] == ref[(det, ood)]
+    # kNN unsharded, stage by stage on the run's feature stores
+    features = tiny_run / "results" / "tiny" / "seed0" / "features"
+    fit_detector_stage("knn", {"k": 5}, [features / "train.zarr"], tmp_path / "knn.npz")
+    scores = {}
+    for part in ("test", "fashion_tiny", "gaussian_tiny"):
+        score_stage(tmp_path / "knn.npz", [features / f"{part}.zarr"], tmp_path / f"{part}.npy")
+        scores[part] = np.load(tmp_path / f"{part}.npy")
+    for ood in ("fashion_tiny", "gaussian_tiny"):
+        assert abs(got[("knn", ood)] - ood_metrics(scores["test"], scores[ood])["auroc"]) <= 1e-6
+    assert not any((seed_dir / "shards").rglob("*.npz"))  # temp()
