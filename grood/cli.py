@@ -46,6 +46,12 @@ examples:
 """
 
 
+def _add_run(parser: argparse.ArgumentParser) -> None:
+    """The ``--run`` option of the commands that read one seed of a finished run."""
+    parser.add_argument("--run", required=True, type=Path, metavar="DIR",
+                        help="a seed directory of a finished run, e.g. results/mnist/seed0")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grood", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -64,8 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_SCORE,
                            parents=[common])
     score.add_argument("inputs", nargs="+", metavar="INPUT", help="image folders, .npz files or image files")
-    score.add_argument("--run", required=True, type=Path, metavar="DIR",
-                       help="a seed directory of a finished run, e.g. results/mnist/seed0")
+    _add_run(score)
     score.add_argument("--detector", required=True, metavar="NAME",
                        help="a detector of the run, by its config name (see `grood info --run DIR`)")
     score.add_argument("--out", type=Path, metavar="CSV", help="write the CSV here (atomically); default: stdout")
@@ -83,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "training, datasets scored, detectors with their parameters and "
                                       "95%%-TPR thresholds, near/far AUROC, and provenance.",
                           parents=[common])
-    info.add_argument("--run", required=True, type=Path, metavar="DIR",
-                      help="a seed directory of a finished run, e.g. results/mnist/seed0")
+    _add_run(info)
     info.add_argument("--tpr", type=float, default=0.95, metavar="SHARE",
                       help="share of the ID test set each listed threshold keeps (default: 0.95)")
     info.set_defaults(func=_info)

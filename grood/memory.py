@@ -14,6 +14,7 @@ many large temporaries would pay a page fault per allocation.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -24,12 +25,12 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 4 << 20
 
 
+@functools.cache
 def fixed_mmap_threshold(nbytes: int = MMAP_THRESHOLD_BYTES) -> bool:
-    """Fix glibc's mmap threshold at ``nbytes`` for this process; False (and nothing done) where the
-    C library is not glibc (macOS, musl)."""
+    """Fix glibc's mmap threshold at ``nbytes`` for this process (once per value; repeated calls return the first
+    answer); False (and nothing done) where the C library is not glibc (macOS, musl)."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, int(nbytes)))
+        ok = bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, int(nbytes)))
     except (OSError, AttributeError):
         return False
     if not ok:

@@ -32,6 +32,11 @@ def gradient_space(params: dict) -> str:
     return vocab.gradient_space(params["prototype"], params["wrt"], params["temperature"])
 
 
+def finished_seed_dirs(bench_dir: Path) -> list[Path]:
+    """The ``seed*`` directories of a benchmark directory that hold a trained model."""
+    return [p for p in Path(bench_dir).glob("seed*") if (p / "model.pt").is_file()]
+
+
 class RunError(FileNotFoundError):
     """A run directory that lacks what was asked of it (named, with what it does hold)."""
 
@@ -49,7 +54,7 @@ class SeedRun:
             raise RunError(f"run directory {root} does not exist; pass a seed directory of a finished run, "
                            f"e.g. results/mnist/seed0")
         if not (root / "model.pt").is_file():
-            seeds = sorted(p.name for p in root.glob("seed*") if (p / "model.pt").is_file())
+            seeds = sorted(p.name for p in finished_seed_dirs(root))
             hint = (f"it holds the seeds {seeds}: pass one, e.g. {root / seeds[0]}" if seeds
                     else "is the run finished? (snakemake writes model.pt after training)")
             raise RunError(f"{root} has no model.pt: not a seed directory of a finished run; {hint}")
@@ -158,7 +163,7 @@ class BenchRun:
         return self.root / "metrics.csv"
 
     def seeds(self) -> list[SeedRun]:
-        runs = [SeedRun(p) for p in self.root.glob("seed*") if (p / "model.pt").is_file()]
+        runs = [SeedRun(p) for p in finished_seed_dirs(self.root)]
         return sorted(runs, key=lambda r: r.seed if r.seed is not None else -1)
 
     def resolve_data(self, recorded: str, data_dir: str | Path | None = None) -> Path:

@@ -150,15 +150,6 @@ def test_flat_index_filled_in_place_equals_faiss_add(row_ids, rows):
                 assert np.array_equal(ours.reconstruct(int(keep[-1])), x[keep[-1]])
 
 
-def test_flat_build_checks_rows_outside_the_mask_too():
-    x = _clustered(500, 8)
-    x[10, 3] = np.nan
-    mask = np.ones(500, bool)
-    mask[10] = False
-    with pytest.raises(FloatingPointError, match="non-finite"):
-        build_from_rows(x, IndexSpec(), mask, block=64)
-
-
 def test_seed_changes_the_ivf_quantiser_and_is_reproducible():
     x = _clustered(3000, 32)
     a, b, c = (build_from_rows(x, IndexSpec(kind="ivf_flat", nlist=16, seed=s)) for s in (1, 1, 2))

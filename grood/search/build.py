@@ -92,66 +92,65 @@ def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None =
     keep = selected_rows(mask, n, start, stop)
     if len(keep) == 0 and not row_ids:
         raise ValueError(f"{name}: no row to index (rows [{start}, {stop}), {0 if mask is None else int(np.sum(mask))} kept by the mask)")
-    explicit_block = block is not None
-    block = int(block or block_rows(d))
+    read = int(block or block_rows(d))
     index = empty_index(spec, d, len(keep))
     if spec.needs_training and len(keep):
-        x = training_sample(source, spec, keep, block)
+        x = training_sample(source, spec, keep, read)
         index.train(x)
         log.info("%s: trained %s (nlist=%d) on %d of %d rows", name, spec.kind, index.nlist, len(x), len(keep))
         del x
     if spec.kind == "flat":
         fixed_mmap_threshold()  # block buffers in their own mappings: no heap creep over the blocks
-        fill = block if explicit_block else block_rows(d, target_bytes=FILL_BYTES)
-        index = fill_flat(index, source, keep, fill, spec, name, row_ids, (start, stop))
-        log.info("%s: %s index of %d vectors (d=%d)", name, spec.kind, index.ntotal, d)
-        return index
-    if row_ids:
-        index = faiss().IndexIDMap2(index)  # faiss' Python wrapper keeps the inner index alive
-    for first, values in iter_blocks(source, block, start, stop):
-        x = prepare(values, spec.metric, name)  # every row is checked, kept or not
-        if mask is not None:
-            picked = np.asarray(mask[first : first + len(values)], dtype=bool)
-            x = x[picked]
-            ids = first + np.flatnonzero(picked)
-        else:
-            ids = np.arange(first, first + len(values))
-        if len(x) == 0:
-            continue
+        blocks = kept_blocks(source, keep, int(block or block_rows(d, target_bytes=FILL_BYTES)), (start, stop),
+                             spec.metric, name)
+        index = fill_flat(index, blocks, len(keep), row_ids, keep)
+    else:
         if row_ids:
-            index.add_with_ids(x, ids.astype(np.int64))
-        else:
-            index.add(x)
+            index = faiss().IndexIDMap2(index)  # faiss' Python wrapper keeps the inner index alive
+        for x, ids in kept_blocks(source, keep, read, (start, stop), spec.metric, name):
+            if len(x) and row_ids:
+                index.add_with_ids(x, ids)
+            elif len(x):
+                index.add(x)
     log.info("%s: %s index of %d vectors (d=%d)", name, spec.kind, index.ntotal, d)
     return index
 
 
-def fill_flat(index, source, keep: np.ndarray, block: int, spec: IndexSpec, name: str, row_ids: bool,
-              rows: tuple[int, int]):
-    """Fill the empty flat ``index`` with rows ``keep`` (increasing) of ``source`` in place: its
-    storage is sized once to ``len(keep)`` vectors and each block of ``rows`` is copied into it, so
-    the peak is the index plus one block (faiss's ``add`` would reallocate as it grows).  The bytes
-    equal those ``add`` writes; every row of ``rows`` is checked, kept or not."""
+def kept_blocks(source, keep: np.ndarray, block: int, rows: tuple[int, int], metric: str, name: str):
+    """``(prepared vectors, their row numbers)`` of the rows ``keep`` (increasing) of ``source``, one
+    block of ``rows`` at a time; every row of ``rows`` is checked, kept or not."""
+    for first, values in iter_blocks(source, block, *rows):
+        x = prepare(values, metric, name)
+        a, b = np.searchsorted(keep, [first, first + len(values)])
+        if b - a == len(values):  # the whole block is kept: no copy
+            yield x, keep[a:b]
+        else:
+            yield x[keep[a:b] - first], keep[a:b]
+
+
+def fill_flat(index, blocks, n: int, row_ids: bool, ids: np.ndarray):
+    """Fill the empty flat ``index`` in place with the ``n`` vectors of ``blocks`` (as
+    :func:`kept_blocks` yields them): its storage is sized once and each block is copied into it,
+    so the peak is the index plus one block (faiss's ``add`` would reallocate as it grows).  The
+    bytes equal those ``add`` writes; with ``row_ids`` the ids are ``ids`` (an ``IndexIDMap2``)."""
     fs = faiss()
-    n, d = len(keep), index.d
+    d = index.d
     mapped = fs.IndexIDMap2(index) if row_ids else None  # faiss wants it empty; the wrapper keeps it alive
     index.codes.resize(n * d * 4)
     stored = fs.rev_swig_ptr(index.codes.data(), n * d * 4).view(np.float32).reshape(n, d) if n else None
     filled = 0
-    for first, values in iter_blocks(source, block, *rows):
-        x = prepare(values, spec.metric, name)
-        a, b = np.searchsorted(keep, [first, first + len(values)])
-        if b > a:
-            stored[filled : filled + b - a] = x[keep[a:b] - first]
-            filled += b - a
+    for x, _ in blocks:
+        if len(x):
+            stored[filled : filled + len(x)] = x
+            filled += len(x)
     assert filled == n, (filled, n)
     index.ntotal = n
     if not row_ids:
         return index
-    fs.copy_array_to_vector(np.ascontiguousarray(keep, dtype=np.int64), mapped.id_map)
+    fs.copy_array_to_vector(np.ascontiguousarray(ids, dtype=np.int64), mapped.id_map)
     mapped.ntotal = n
     mapped.construct_rev_map()
     return mapped
 
 
-__all__ = ["build_index", "fill_flat", "empty_index", "selected_rows", "training_sample"]
+__all__ = ["build_index", "kept_blocks", "fill_flat", "empty_index", "selected_rows", "training_sample"]

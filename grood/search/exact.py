@@ -71,7 +71,7 @@ def canonical_distances(q: np.ndarray, x: np.ndarray, cand: np.ndarray) -> np.nd
     return out
 
 
-def _rank(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def rank_topk(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the ``k`` smallest by (distance, id); padding (inf, -1) sorts last."""
     order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), dist), axis=1)[:, :k]
     return np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
@@ -101,7 +101,7 @@ def exact_topk(index, queries: np.ndarray, k: int, metric: str = "l2", margin: i
         pos = _positions(cand, row_ids)
         exact = canonical_distances(q[todo], x, pos)
         rid = row_ids[pos]
-        top_d, top_i = _rank(exact, rid, min(k, kk))
+        top_d, top_i = rank_topk(exact, rid, min(k, kk))
         certain = (kk == n) | (top_d[:, -1] < approx[:, -1].astype(np.float64) - eps[todo])
         done = todo[certain]
         out_d[done, : top_d.shape[1]] = top_d[certain]
@@ -157,7 +157,7 @@ def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int, allow_padding
         pad = k - dist.shape[1]
         dist = np.hstack([dist, np.full((len(dist), pad), np.inf)])
         ids = np.hstack([ids, np.full((len(ids), pad), PAD_ID, dtype=np.int64)])
-    top_d, top_i = _rank(dist, ids, k)
+    top_d, top_i = rank_topk(dist, ids, k)
     if not allow_padding and (top_i == PAD_ID).any():
         raise ValueError(f"the shards hold fewer than k={k} vectors in all; lower k")
     return top_d, top_i
@@ -178,5 +178,5 @@ def exact_search(index, queries, k: int, metric: str = "l2", batch_size: int = 4
     return dist, ids
 
 
-__all__ = ["error_bound", "flat_storage", "largest_norm", "canonical_distances", "exact_topk", "exact_search",
-           "merge_topk"]
+__all__ = ["error_bound", "flat_storage", "largest_norm", "canonical_distances", "rank_topk", "exact_topk",
+           "exact_search", "merge_topk"]

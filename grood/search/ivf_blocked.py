@@ -3,22 +3,24 @@
 faiss's CPU IVF-Flat search takes one query at a time and compares it with each vector of its
 ``nprobe`` cells (``fvec_L2sqr`` per pair): every visited vector is read from memory once per query,
 so the search is bound by memory traffic, not arithmetic.  Measured (``python -m grood.bench`` case
-8, 1M × 512, nprobe=32 of 1,024 cells): it visits ≈ 3% of the vectors yet ran only ≈ 3× faster than
-the exact search, a blocked GEMM that reuses each vector across thousands of queries.
+8, 1M × 512, nprobe=32 of 1,024 cells): it visits ≈ 3% of the vectors yet ran only 2–3× faster
+than the exact search, a blocked GEMM that reuses each vector across thousands of queries.
 
 Here the work is regrouped by cell: the queries are assigned their ``nprobe`` cells by the index's
 own coarse quantiser (the same cells faiss would probe), and for each cell the queries that probe
 it are multiplied with its vectors in one float32 GEMM (``‖x‖² − 2 q·x``: ``‖q‖²`` does not change a
-query's ranking), keeping each (query, cell) pair's best ``k``.  Each query's candidates from all its cells are
-then narrowed to the best ``k + MARGIN`` and ranked by their distance recomputed in float64 (``Σ (q_i − x_i)²``), ties by vector id, so
-the GEMM's rounding cannot reorder near neighbours and the returned distances are exact.  The
-candidates visited are exactly faiss's; results equal faiss's up to its float32 rounding of near ties.
+query's ranking), keeping each (query, cell) pair's best ``k``.  Each query's candidates from all
+its cells are narrowed to the best ``k + MARGIN``, which are ranked by their distance recomputed in
+float64 (``Σ (q_i − x_i)²``), ties by vector id, so the GEMM's rounding cannot reorder near
+neighbours and the returned distances are exact.  The candidates visited are exactly faiss's;
+results equal faiss's up to its float32 rounding of near ties.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from grood.search.exact import rank_topk
 from grood.search.vectors import faiss
 
 #: extra candidates kept per query (from the best k of each of its cells) for the float64 re-ranking
@@ -102,8 +104,8 @@ def _search(index, q: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.n
             cand_i[rows, probes, :m] = ids[top]
             cand_o[rows, probes, :m] = top
     # the best k + MARGIN by the GEMM's distance, re-ranked by the float64 distance, ties by id
-    m = min(k + MARGIN, nprobe * k)
     width = nprobe * k
+    m = min(k + MARGIN, width)
     top = _smallest(cand_d.reshape(b, width), m)
     ids = np.take_along_axis(cand_i.reshape(b, width), top, 1)
     offsets = np.take_along_axis(cand_o.reshape(b, width), top, 1)
@@ -111,13 +113,7 @@ def _search(index, q: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.n
     exact = np.full(ids.shape, np.inf)
     found = ids >= 0
     exact[found] = _sq_dist_to_stored(invlists, q, np.nonzero(found)[0], top_cells[found], offsets[found])
-    rank = np.lexsort((np.where(found, ids, np.iinfo(np.int64).max), exact), axis=1)[:, :k]
-    out_i = np.take_along_axis(ids, rank, 1)
-    out_d = np.take_along_axis(exact, rank, 1)
-    if out_i.shape[1] < k:  # fewer candidates than k in all
-        pad = k - out_i.shape[1]
-        out_d = np.hstack([out_d, np.full((b, pad), np.inf)])
-        out_i = np.hstack([out_i, np.full((b, pad), -1, np.int64)])
+    out_d, out_i = rank_topk(exact, ids, k)  # m ≥ k columns: k of them, missing neighbours (inf, -1) last
     out_d[out_i < 0] = FAISS_PAD
     return out_d.astype(np.float32), out_i
 

@@ -107,18 +107,23 @@ def searcher_of(index, use_gpu: bool | str = "auto"):
     return index.search
 
 
+def _batches(index, queries, k: int, metric: str, use_gpu: bool | str, batch_size: int, name: str):
+    """``(first row, distances, ids)`` of each batch of ``batch_size`` queries, searched in ``index``."""
+    run = searcher_of(index, use_gpu)
+    with blas_blocks():
+        for start, block in iter_blocks(queries, batch_size):
+            yield start, *run(prepare(block, metric, name), k)
+
+
 def search(index, queries, k: int, metric: str = "l2", use_gpu: bool | str = "auto",
            batch_size: int = QUERY_BATCH, name: str = "queries") -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest indexed vectors of every query: squared L2 distances (float32, ascending)
     and ids (int64), both (N, k)."""
     n = _check(index, queries, k)
-    run = searcher_of(index, use_gpu)
     dist = np.empty((n, k), dtype=np.float32)
     ids = np.empty((n, k), dtype=np.int64)
-    with blas_blocks():
-        for start, block in iter_blocks(queries, batch_size):
-            d, i = run(prepare(block, metric, name), k)
-            dist[start : start + len(block)], ids[start : start + len(block)] = d, i
+    for start, d, i in _batches(index, queries, k, metric, use_gpu, batch_size, name):
+        dist[start : start + len(d)], ids[start : start + len(d)] = d, i
     return dist, ids
 
 
@@ -126,12 +131,9 @@ def kth_distance(index, queries, k: int, metric: str = "l2", use_gpu: bool | str
                  batch_size: int = QUERY_BATCH, name: str = "queries") -> np.ndarray:
     """Squared L2 distance from each query to its k-th nearest indexed vector (float32, N)."""
     n = _check(index, queries, k)
-    run = searcher_of(index, use_gpu)
     out = np.empty(n, dtype=np.float32)
-    with blas_blocks():
-        for start, block in iter_blocks(queries, batch_size):
-            d, _ = run(prepare(block, metric, name), k)
-            out[start : start + len(block)] = d[:, k - 1]
+    for start, d, _ in _batches(index, queries, k, metric, use_gpu, batch_size, name):
+        out[start : start + len(d)] = d[:, k - 1]
     return out
 
 
