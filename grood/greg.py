@@ -10,17 +10,23 @@ GReg adds two terms to the cross-entropy of the ID batch, both on the energy ``E
   separated samples, by double backpropagation.
 
 GReg+ picks that outlier batch at every step: a candidate pool is scored, its L2-normalised
-penultimate features are clustered with K-Means, and the lowest-energy member of each cluster (the
-outliers the network mistakes most for ID, one per region of feature space) — and the highest, where
-configured — make up the batch, filled at random from the rest of the pool.
+penultimate features are clustered with K-Means, and the ``B // k`` lowest-energy members of each
+cluster (the outliers the network mistakes most for ID, from every region of feature space) — and
+the ``B // k`` highest, where configured — make up the batch, filled at random from the rest of the
+pool: the authors' released code (``train_sea.py``, ``--sampleTwoWay``).
 
-Where methods.md and the paper's text differ we follow methods.md: one outlier batch serves both
-losses (the paper's text assigns the lowest-energy picks to ``L_S`` and the highest to ``L_∇``);
-K-Means is our own (k-means++ and Lloyd, in torch on the training device, checked against
-scikit-learn). methods.md does not say whether to train from scratch; the paper fine-tunes for GReg
-and trains GReg+ from scratch. With the LeNet (no batch norm) the hinge diverged from scratch at
-lr 0.05, 0.02 and 0.01 (measured on MNIST), so grood fine-tunes a CE backbone (``train.init``) at a
-small rate, Liu et al.'s protocol, for both.
+**Scale of L_∇.** The authors' code takes the Jacobian of the *scalar*
+``−mean_ID relu(m_in − E) + mean_aux relu(E − m_aux)`` with respect to the whole batch of N = n_ID +
+n_aux inputs and averages its N row norms: each row already carries its group's 1/n, so the term is
+the paper's expectation form divided by N. ``grad_norm="authors"`` (the default) computes exactly
+that; ``grad_norm="paper"`` the expectation form ``mean_ID 1{E ≤ m_in}‖∇E‖ + mean_aux 1{E ≥ m_aux}‖∇E‖``,
+N times as strong at the same λ_∇.
+
+Where the paper's text and the code differ we follow the code: one outlier batch serves both losses
+(the paper's text assigns the lowest-energy picks to ``L_S`` and the highest to ``L_∇``). K-Means is
+our own (k-means++ and Lloyd, in torch on the training device, checked against scikit-learn); the
+authors call scikit-learn's. The authors train GReg+ from scratch on CIFAR (60 epochs, Adam) and
+fine-tune on ImageNet; grood's MNIST benchmark fine-tunes a CE backbone (``train.init``) with SGD.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from grood.train_config import LAMBDA_GRAD, LAMBDA_S, M_AUX, M_IN  # the authors' defaults
+from grood.train_config import GRAD_NORMS, LAMBDA_GRAD, LAMBDA_S, M_AUX, M_IN  # the authors' defaults
 
 
 def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
@@ -52,6 +58,11 @@ class GRegWeights:
     m_aux: float = M_AUX
     lambda_s: float = LAMBDA_S
     lambda_grad: float = LAMBDA_GRAD
+    grad_norm: str = "authors"  # the scale of L_∇: "authors" (their code's) or "paper" (N × theirs)
+
+    def __post_init__(self):
+        if self.grad_norm not in GRAD_NORMS:
+            raise ValueError(f"grad_norm must be one of {GRAD_NORMS}, got {self.grad_norm!r}")
 
 
 def margin_masks(e_in: torch.Tensor, e_aux: torch.Tensor, m_in: float = M_IN,
@@ -90,6 +101,24 @@ def input_gradient_norms(energies: torch.Tensor, inputs: torch.Tensor,
     return torch.linalg.vector_norm(_at_least_fp32(grad.flatten(1)), dim=1) * mask
 
 
+def authors_gradient_term(energies: torch.Tensor, inputs: torch.Tensor, n_in: int,
+                          m_in: float = M_IN, m_aux: float = M_AUX) -> torch.Tensor:
+    """L_∇ as the authors' code computes it, differentiable (``create_graph=True``).
+
+    The input gradient of the scalar ``−mean_ID relu(m_in − E) + mean_aux relu(E − m_aux)``, one row
+    per input, and the mean of the N row norms: ``(mean_ID 1{E < m_in}‖∇E‖ + mean_aux
+    1{E > m_aux}‖∇E‖) / N`` for a network without batch coupling (the relu's derivative is 0 at
+    the margin itself). One backward pass, as their Jacobian of a scalar is.
+    """
+    if not inputs.requires_grad:
+        raise ValueError("authors_gradient_term: `inputs` must require grad and be the tensor the "
+                         "energies were computed from (call inputs.requires_grad_() before the forward)")
+    e_in, e_aux = energies[:n_in], energies[n_in:]
+    scalar = -F.relu(m_in - e_in).mean() + F.relu(e_aux - m_aux).mean()
+    (grad,) = torch.autograd.grad(scalar, inputs, create_graph=True)
+    return torch.linalg.vector_norm(_at_least_fp32(grad.flatten(1)), dim=1).mean()
+
+
 @dataclass
 class GRegTerms:
     """The GReg regulariser of one step and its parts (parts detached, for the training log)."""
@@ -105,11 +134,11 @@ def greg_terms(energies: torch.Tensor, inputs: torch.Tensor, n_in: int,
                w: GRegWeights = GRegWeights()) -> GRegTerms:
     """``λ_S·L_S + λ_∇·L_∇`` for a batch whose first ``n_in`` rows are ID and the rest outliers.
 
-    ``L_∇ = mean_ID 1{E ≤ m_in}‖∇_x E‖₂ + mean_aux 1{E ≥ m_aux}‖∇_x E‖₂``: like ``L_S``, each mean
-    is over the *whole* ID (resp. outlier) batch, masked-out samples adding zero. That is
-    methods.md's expectation of the indicator times the norm, ``E_in[1{E ≤ m_in}·‖∇E‖]``; a mean
-    over the selected samples only would instead weigh a lone separated sample as much as a
-    batch of them, and make the term jump as samples cross the margin.
+    ``w.grad_norm`` picks the scale of L_∇. ``"authors"``: :func:`authors_gradient_term`, the
+    released code's reduction. ``"paper"``: ``mean_ID 1{E ≤ m_in}‖∇_x E‖₂ + mean_aux 1{E ≥ m_aux}‖∇_x E‖₂``,
+    each mean over the *whole* ID (resp. outlier) batch, masked-out samples adding zero — the
+    expectation ``E_in[1{E ≤ m_in}·‖∇E‖]`` of the paper's text; it is N = len(energies) times the
+    authors' term (networks without batch statistics).
     """
     if not 0 < n_in < len(energies):
         raise ValueError(f"greg_terms: n_in={n_in} must split the {len(energies)} rows into a "
@@ -117,11 +146,13 @@ def greg_terms(energies: torch.Tensor, inputs: torch.Tensor, n_in: int,
     e_in, e_aux = energies[:n_in], energies[n_in:]
     in_mask, aux_mask = margin_masks(e_in, e_aux, w.m_in, w.m_aux)
     l_s = energy_hinge(e_in, e_aux, w.m_in, w.m_aux)
-    if w.lambda_grad > 0:
+    if w.lambda_grad <= 0:
+        l_grad = energies.new_zeros(())
+    elif w.grad_norm == "authors":
+        l_grad = authors_gradient_term(energies, inputs, n_in, w.m_in, w.m_aux)
+    else:
         norms = input_gradient_norms(energies, inputs, torch.cat([in_mask, aux_mask]))
         l_grad = norms[:n_in].mean() + norms[n_in:].mean()
-    else:
-        l_grad = energies.new_zeros(())
     return GRegTerms(w.lambda_s * l_s + w.lambda_grad * l_grad, l_s.detach(), l_grad.detach(),
                      in_mask, aux_mask)
 
@@ -205,51 +236,61 @@ def kmeans(x: torch.Tensor, k: int, n_init: int = 3, generator: torch.Generator 
 
 
 # ----------------------------------------------------------------------------------- GReg+ sampler
-def lowest_and_highest(labels: torch.Tensor, energies: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index of the lowest- and of the highest-energy member of every non-empty cluster, in cluster
-    order (ties: the lower index for the lowest, the higher index for the highest)."""
+def _by_cluster_and_energy(labels: torch.Tensor, energies: torch.Tensor):
+    """Pool indices sorted by (cluster, energy) (stable: ties by index), each one's rank inside its
+    cluster and its cluster's size."""
     by_energy = torch.argsort(energies, stable=True)
-    order = by_energy[torch.argsort(labels[by_energy], stable=True)]  # sorted by (label, energy)
+    order = by_energy[torch.argsort(labels[by_energy], stable=True)]
     lab = labels[order]
-    starts = torch.ones_like(lab, dtype=torch.bool)
-    starts[1:] = lab[1:] != lab[:-1]
-    ends = torch.ones_like(lab, dtype=torch.bool)
-    ends[:-1] = lab[1:] != lab[:-1]
-    return order[starts], order[ends]
+    sizes = torch.bincount(lab)
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank = torch.arange(len(order), device=order.device) - starts[lab]
+    return order, lab, rank, sizes[lab]
 
 
-def energy_based_selection(features: torch.Tensor, energies: torch.Tensor, target: int, k: int,
+def select_from_clusters(labels: torch.Tensor, energies: torch.Tensor, outliers: int, k: int,
+                         with_highest: bool = True,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """GReg+'s picks from a clustered pool, as the authors' ``clusterAndChooseSamples``: indices.
+
+    ``outliers`` is their B (``--size_factor_sampled_ood`` × batch). From each of the clusters
+    ``0 … min(k, B) − 1`` come its ``s = B // k`` (at least 1) lowest-energy members and —
+    ``with_highest``, their ``--sampleTwoWay`` — its ``s`` highest-energy members (a cluster of at
+    most ``s`` members gives all of them); a uniform random draw from the rest of the pool fills the
+    batch up to B, or 2B with the highest. The picks come first, sorted by (cluster, energy).
+    """
+    n = len(labels)
+    target = outliers * (2 if with_highest else 1)
+    if not target <= n:
+        raise ValueError(f"GReg+ sampling: the outlier batch ({target}) must not exceed the pool "
+                         f"({n}); raise the pool size")
+    if generator is None:
+        generator = torch.Generator(device=labels.device).manual_seed(0)
+    per_cluster = max(1, outliers // k)
+    order, lab, rank, size = _by_cluster_and_energy(labels, energies)
+    take = rank < per_cluster
+    if with_highest:
+        take |= rank >= size - per_cluster
+    take &= lab < min(k, outliers)
+    picks = order[take]
+    chosen = torch.zeros(n, dtype=torch.bool, device=labels.device)
+    chosen[picks] = True
+    rest = (~chosen).nonzero().squeeze(1)
+    fill = rest[torch.randperm(len(rest), generator=generator, device=rest.device)[: target - len(picks)]]
+    return torch.cat([picks, fill])
+
+
+def energy_based_selection(features: torch.Tensor, energies: torch.Tensor, outliers: int, k: int,
                            with_highest: bool = True, n_init: int = 3,
                            generator: torch.Generator | None = None) -> torch.Tensor:
-    """GReg+'s choice of ``target`` outliers from a scored pool: indices into the pool.
-
-    Features are L2-normalised (so feature magnitude does not decide the clusters) and clustered
-    into ``k``; the lowest-energy member of each cluster comes first, then — ``with_highest`` — the
-    highest-energy members not already chosen, then a uniform random draw from the rest of the pool
-    up to ``target``. All on the features' device.
-    """
-    n = len(features)
-    if not k <= target <= n:
-        raise ValueError(f"energy_based_selection: need clusters k={k} <= target={target} <= pool size {n}")
+    """GReg+'s choice from a scored pool: the L2-normalised features (so feature magnitude does not
+    decide the clusters) clustered into ``k`` by K-Means, then :func:`select_from_clusters`."""
+    if not 1 <= k <= len(features):
+        raise ValueError(f"GReg+ sampling: need 1 <= clusters k={k} <= pool size {len(features)}")
     if generator is None:
         generator = torch.Generator(device=features.device).manual_seed(0)
-    unit = F.normalize(features.float(), dim=1)
-    labels = kmeans(unit, k, n_init, generator).labels
-    lowest, highest = lowest_and_highest(labels, energies)
-    chosen = torch.zeros(n, dtype=torch.bool, device=features.device)
-    chosen[lowest] = True
-    picks = [lowest]
-    if with_highest:
-        extra = highest[~chosen[highest]]
-        chosen[extra] = True
-        picks.append(extra)
-    n_chosen = sum(len(p) for p in picks)
-    if n_chosen > target:
-        raise ValueError(f"energy_based_selection: {n_chosen} per-cluster picks exceed target {target}; "
-                         f"raise the outlier batch size or lower the number of clusters")
-    rest = (~chosen).nonzero().squeeze(1)
-    fill = rest[torch.randperm(len(rest), generator=generator, device=rest.device)[: target - n_chosen]]
-    return torch.cat([*picks, fill])
+    labels = kmeans(F.normalize(features.float(), dim=1), k, n_init, generator).labels
+    return select_from_clusters(labels, energies, outliers, k, with_highest, generator)
 
 
 @torch.no_grad()
@@ -265,9 +306,9 @@ def score_pool(model: torch.nn.Module, pool: torch.Tensor) -> tuple[torch.Tensor
         model.train(was_training)
 
 
-def greg_plus_sample(model: torch.nn.Module, pool: torch.Tensor, target: int, k: int,
+def greg_plus_sample(model: torch.nn.Module, pool: torch.Tensor, outliers: int, k: int,
                      with_highest: bool = True, n_init: int = 3,
                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Indices of the ``target`` pool images GReg+ trains on this step (see energy_based_selection)."""
+    """Indices of the pool images GReg+ trains on this step (see :func:`energy_based_selection`)."""
     h, e = score_pool(model, pool)
-    return energy_based_selection(h, e, target, k, with_highest, n_init, generator)
+    return energy_based_selection(h, e, outliers, k, with_highest, n_init, generator)

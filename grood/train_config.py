@@ -13,6 +13,10 @@ from dataclasses import dataclass
 #: GReg's defaults, the authors' (methods.md §3): ID energies pushed below M_IN, outlier energies
 #: above M_AUX, weights of the energy hinge L_S and of the input-gradient regulariser L_∇
 M_IN, M_AUX, LAMBDA_S, LAMBDA_GRAD = -25.0, -7.0, 0.1, 1.0
+#: the scale of GReg's input-gradient term L_∇: ``authors`` = their released code's (the mean over
+#: the N = n_ID + n_aux rows of the Jacobian of one scalar, i.e. the paper's form / N); ``paper`` =
+#: the expectation form of the paper's text, ``mean_ID 1{E ≤ m_in}‖∇E‖ + mean_aux 1{E ≥ m_aux}‖∇E‖``
+GRAD_NORMS = ("authors", "paper")
 
 #: learning-rate schedules, stepped once per batch: ``cosine`` is OpenOOD v1.5's (from ``lr`` down to
 #: 1e-6 over all steps), ``onecycle`` a one-cycle ramp (15% warm-up), ``constant`` none
@@ -25,7 +29,7 @@ AUGMENTATIONS = ("none", "shift", "crop", "crop_flip")
 #: auxiliary outliers) and GReg+ (the same on outliers chosen by energy-based sampling), methods.md §3
 METHODS = ("ce", "greg", "greg_plus")
 #: the options only GReg / GReg+ read, with the options only GReg+ reads after them
-GREG_OPTIONS = ("m_in", "m_aux", "lambda_s", "lambda_grad", "aux_batch_size")
+GREG_OPTIONS = ("m_in", "m_aux", "lambda_s", "lambda_grad", "grad_norm", "aux_batch_size")
 GREG_PLUS_OPTIONS = ("pool_size", "clusters", "kmeans_n_init", "with_highest")
 
 
@@ -52,11 +56,16 @@ class TrainConfig:
     m_aux: float = M_AUX  # outlier energies above this one
     lambda_s: float = LAMBDA_S  # weight of the energy hinge L_S
     lambda_grad: float = LAMBDA_GRAD  # weight of the input-gradient regulariser L_∇
-    aux_batch_size: int | None = None  # outliers per step; None: 2 × batch_size (the authors' 2B)
-    pool_size: int | None = None  # GReg+ candidate pool per step; None: 6 × batch_size (384 for 64)
-    clusters: int = 64  # GReg+ K-Means clusters k = min(clusters, batch_size)
+    grad_norm: str = "authors"  # the scale of L_∇ (GRAD_NORMS)
+    #: outliers per step B; None: batch_size (the authors' --size_factor_sampled_ood 1). GReg+ with
+    #: with_highest trains on 2B (B // k lowest and B // k highest per cluster), as their code does
+    aux_batch_size: int | None = None
+    #: GReg+ candidate pool per step; None: 6 × batch_size (the authors' 300k candidates / 50k
+    #: CIFAR training images × batch)
+    pool_size: int | None = None
+    clusters: int = 64  # GReg+ K-Means clusters k = min(clusters, batch_size) (the authors' --num_cluster)
     kmeans_n_init: int = 3  # GReg+ K-Means restarts
-    with_highest: bool = True  # GReg+ also takes each cluster's highest-energy member
+    with_highest: bool = True  # GReg+ also takes each cluster's highest-energy members (--sampleTwoWay)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -95,6 +104,8 @@ class TrainConfig:
         if not self.m_in < self.m_aux:
             raise ValueError(f"train.m_in ({self.m_in}) must be below train.m_aux ({self.m_aux}): ID "
                              f"energies are pushed below m_in and outlier energies above m_aux")
+        if self.grad_norm not in GRAD_NORMS:
+            raise ValueError(f"train.grad_norm: {self.grad_norm!r} is not one of {GRAD_NORMS}")
         if self.lambda_s < 0 or self.lambda_grad < 0:
             raise ValueError(f"train.lambda_s / train.lambda_grad: weights must be >= 0, got "
                              f"{self.lambda_s} / {self.lambda_grad}")
@@ -105,22 +116,20 @@ class TrainConfig:
                 raise ValueError(f"train.{name}: must be an integer >= {minimum}, got {value!r}")
         if not isinstance(self.with_highest, bool):
             raise ValueError(f"train.with_highest: must be true or false, got {self.with_highest!r}")
-        if self.method == "greg_plus":
-            picks = self.n_clusters * (2 if self.with_highest else 1)
-            if self.aux_batch < picks:
-                raise ValueError(
-                    f"train.aux_batch_size: {self.aux_batch} outliers per step cannot hold the "
-                    f"{picks} per-cluster picks ({self.n_clusters} clusters"
-                    f"{' × lowest and highest' if self.with_highest else ''}); raise aux_batch_size, "
-                    f"lower clusters, or set with_highest: false")
-            if self.pool < self.aux_batch:
-                raise ValueError(f"train.pool_size: the candidate pool ({self.pool}) must be at least the "
-                                 f"outlier batch ({self.aux_batch}); raise pool_size")
+        if self.method == "greg_plus" and self.pool < self.aux_step:
+            raise ValueError(f"train.pool_size: the candidate pool ({self.pool}) must hold the "
+                             f"{self.aux_step} outliers GReg+ trains on per step; raise pool_size "
+                             f"or lower aux_batch_size")
 
     @property
     def aux_batch(self) -> int:
-        """Outliers per step (GReg, GReg+)."""
-        return self.aux_batch_size or 2 * self.batch_size
+        """B, the authors' outliers per step (GReg trains on B, GReg+ on B or 2B: :attr:`aux_step`)."""
+        return self.aux_batch_size or self.batch_size
+
+    @property
+    def aux_step(self) -> int:
+        """Outliers in each training step: B, or 2B for GReg+ with its highest-energy picks."""
+        return self.aux_batch * (2 if self.method == "greg_plus" and self.with_highest else 1)
 
     @property
     def pool(self) -> int:

@@ -122,7 +122,7 @@ class OutlierFeed:
         self.x = to_tensor(images, spec, "auxiliary outlier images")
         self.spec, self.cfg, self.device = spec, cfg, device
         self.weights = GRegWeights(float(cfg.m_in), float(cfg.m_aux), float(cfg.lambda_s),
-                                   float(cfg.lambda_grad))
+                                   float(cfg.lambda_grad), cfg.grad_norm)
         seed = int(np.random.SeedSequence([cfg.seed, OUTLIER_STREAM]).generate_state(1)[0])
         self.g = torch.Generator().manual_seed(seed)  # outlier order and augmentation, on the CPU
         self.device_g = torch.Generator(device=device).manual_seed(seed)  # K-Means seeding, fill
@@ -149,7 +149,7 @@ class OutlierFeed:
 
     def batch(self, model: StagedNet) -> torch.Tensor:
         """This step's outliers, augmented like the ID batch: GReg takes the next ``aux_batch``,
-        GReg+ draws a pool of ``pool`` and keeps the ``aux_batch`` its energy-based sampling picks."""
+        GReg+ draws a pool of ``pool`` and keeps the ``aux_step`` its energy-based sampling picks."""
         cfg = self.cfg
         plus = cfg.method == "greg_plus"
         xa = self.x[self._next_indices(cfg.pool if plus else cfg.aux_batch)]

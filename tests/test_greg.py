@@ -19,8 +19,8 @@ from grood.data import DataError, aux_overlap, build_dataset
 from grood.data.card import roles
 from grood.data.outliers import AUX_GLYPHS
 from grood.data.scramble import patch_shuffle, scramble
-from grood.greg import (GRegWeights, energy, energy_based_selection, energy_hinge, greg_terms,
-                        input_gradient_norms, kmeans, lowest_and_highest, margin_masks)
+from grood.greg import (GRegWeights, authors_gradient_term, energy, energy_based_selection, energy_hinge,
+                        greg_terms, input_gradient_norms, kmeans, margin_masks, select_from_clusters)
 from grood.models import StagedNet, build_model
 from grood.training import TrainConfig, augment_batch, encode_labels, make_scheduler, train
 
@@ -105,20 +105,26 @@ def test_margin_masks_select_exactly_the_separated_samples():
     assert ((hinge_in == 0) == in_mask).all() and ((hinge_aux == 0) == aux_mask).all()
 
 
-def test_greg_terms_normalise_over_whole_batches():
+@pytest.mark.parametrize("grad_norm", ["paper", "authors"])
+def test_greg_terms_normalise_over_whole_batches(grad_norm):
     """Energies ``E_i = base_i + s_i·(w·x_i)`` at ``x = 0``: ``‖∇E_i‖ = |s_i|·‖w‖`` exactly, so L_∇
-    is known in closed form; both means run over the whole ID / outlier batch (methods.md)."""
+    is known in closed form; both means run over the whole ID / outlier batch (methods.md), and the
+    authors' scale divides by the N = 7 rows. Samples exactly at a margin count in the paper's mask;
+    in the authors' reduction the relu's derivative is 0 there."""
     base_in, base_aux = [-30.0, -25.0, -20.0, -26.0], [-8.0, -7.0, 0.0]
     scale = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], dtype=torch.float64)
     w = torch.arange(1.0, 10.0, dtype=torch.float64).view(1, 9)
     x = torch.zeros(7, 9, dtype=torch.float64, requires_grad=True)
     e = torch.tensor(base_in + base_aux, dtype=torch.float64) + scale * (x * w).sum(1)
-    wts = GRegWeights(m_in=-25.0, m_aux=-7.0, lambda_s=0.1, lambda_grad=1.0)
+    wts = GRegWeights(m_in=-25.0, m_aux=-7.0, lambda_s=0.1, lambda_grad=1.0, grad_norm=grad_norm)
     terms = greg_terms(e, x, 4, wts)
     in_mask = np.array([True, True, False, True])
     aux_mask = np.array([False, True, True])
     wn = float(w.norm())
-    want_grad = scale[:4].numpy()[in_mask].sum() * wn / 4 + scale[4:].numpy()[aux_mask].sum() * wn / 3
+    if grad_norm == "paper":
+        want_grad = scale[:4].numpy()[in_mask].sum() * wn / 4 + scale[4:].numpy()[aux_mask].sum() * wn / 3
+    else:  # strictly inside: ID -30, -26 (not -25); outliers 0 (not -7)
+        want_grad = ((1.0 + 4.0) * wn / 4 + 7.0 * wn / 3) / 7
     want_s = (5.0 ** 2) / 4 + (1.0 ** 2) / 3  # ID -20 is 5 above m_in; outlier -8 is 1 below m_aux
     assert terms.in_mask.tolist() == in_mask.tolist() and terms.aux_mask.tolist() == aux_mask.tolist()
     assert float(terms.l_grad) == pytest.approx(want_grad, rel=1e-12)
@@ -136,6 +142,78 @@ def test_greg_terms_refuse_bad_inputs():
         input_gradient_norms(e, torch.zeros(4, 3), torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="n_in"):
         greg_terms(e, torch.zeros(4, 3, requires_grad=True), 4)
+
+
+def _authors_jacobian_term(net, data, n_in, m_in, m_out):
+    """The authors' L_∇ (``train_sea.py``, ``--oodMethod energy``), written out as their script
+    computes it: the Jacobian of one scalar w.r.t. the whole batch (a second forward inside), rows
+    flattened, each row's L2 norm, the mean over the N rows."""
+    def jacobian_loss_function(inputs):
+        logits = net(inputs)
+        energy_in = -torch.logsumexp(logits[:n_in], 1)
+        energy_out = -torch.logsumexp(logits[n_in:], 1)
+        return -(torch.relu(m_in - energy_in)).mean() + (torch.relu(energy_out - m_out)).mean()
+
+    jac = torch.autograd.functional.jacobian(jacobian_loss_function, data, True)
+    jac = jac.reshape(jac.shape[0], -1)
+    return torch.linalg.norm(jac, 2, 1).mean()
+
+
+def _net_with_spread_energies(batch_norm: bool) -> nn.Module:
+    """A tiny conv net (1x6x6 inputs, float64) whose energies spread over several units, so margins
+    can fall between samples; with ``batch_norm`` the samples of a batch are coupled in train mode."""
+    torch.manual_seed(3)
+    layers = [nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Flatten(), nn.Linear(64, 16)]
+    layers += [nn.BatchNorm1d(16)] if batch_norm else []
+    layers += [nn.Tanh(), nn.Linear(16, 5)]
+    net = nn.Sequential(*layers).double()
+    with torch.no_grad():
+        net[-1].weight.mul_(8.0)
+    return net.train()
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_authors_reduction_equals_their_jacobian(batch_norm):
+    """On a hand-made batch with ID and outlier rows on both sides of their margins, our L_∇
+    (``grad_norm: authors``) equals the authors' Jacobian reduction, value and parameter gradient
+    (the double-backprop path), to 1e-9 in float64; without batch coupling the paper's form is
+    exactly N times it."""
+    net = _net_with_spread_energies(batch_norm)
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(10, 1, 6, 6, generator=g, dtype=torch.float64)
+    n_in = 6
+    with torch.no_grad():
+        e = -torch.logsumexp(net(data), 1)
+    e_in, e_aux = e[:n_in].sort().values, e[n_in:].sort().values
+    m_in = float(e_in[2] + e_in[3]) / 2  # 3 ID rows below the margin, 3 above
+    m_aux = float(e_aux[1] + e_aux[2]) / 2  # 2 outliers above, 2 below
+
+    ref = _authors_jacobian_term(net, data, n_in, m_in, m_aux)
+    ref_grads = torch.autograd.grad(ref, list(net.parameters()))
+
+    x = data.clone().requires_grad_(True)
+    energies = energy(net(x))
+    w = GRegWeights(m_in=m_in, m_aux=m_aux, lambda_s=0.0, lambda_grad=1.0, grad_norm="authors")
+    terms = greg_terms(energies, x, n_in, w)
+    assert terms.in_mask.sum() == 3 and terms.aux_mask.sum() == 2
+    assert float(terms.l_grad) == pytest.approx(float(ref), rel=1e-9, abs=1e-12)
+    ours_grads = torch.autograd.grad(terms.loss, list(net.parameters()))
+    for a, b in zip(ours_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    if not batch_norm:
+        x2 = data.clone().requires_grad_(True)
+        paper = greg_terms(energy(net(x2)), x2, n_in,
+                           GRegWeights(m_in=m_in, m_aux=m_aux, lambda_grad=1.0, grad_norm="paper"))
+        assert float(paper.l_grad) == pytest.approx(len(data) * float(ref), rel=1e-9)
+    # the reference is the term the authors' code adds (λ_∇ = --jacobianLoss = 1): not zero here
+    assert float(ref) > 0
+
+
+def test_authors_term_refuses_inputs_without_grad_and_bad_convention():
+    with pytest.raises(ValueError, match="require grad"):
+        authors_gradient_term(torch.zeros(4), torch.zeros(4, 3), 2)
+    with pytest.raises(ValueError, match="grad_norm"):
+        GRegWeights(grad_norm="mean")
 
 
 # ----------------------------------------------------------------------------------- K-Means
@@ -174,45 +252,80 @@ def test_kmeans_is_seeded_and_checks_k():
 
 
 # ----------------------------------------------------------------------------------- the sampler
-def _separated_pool(n_clusters=8, per=10, dim=16, seed=0):
-    """Unit directions far apart plus small noise, norms varied 1-100x (normalisation must undo them)."""
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.eye(dim)[:n_clusters] * 5
-    truth = torch.arange(n_clusters).repeat_interleave(per)
-    feats = centres[truth] + 0.05 * torch.randn(len(truth), dim, generator=g)
-    feats = feats * torch.exp(torch.rand(len(truth), 1, generator=g) * 4.6)
-    perm = torch.randperm(len(truth), generator=g)
-    energies = torch.randn(len(truth), generator=g)
-    return feats[perm], energies, truth[perm]
+def _authors_choice(labels: np.ndarray, energies: np.ndarray, outliers: int, k: int,
+                    two_way: bool) -> set[int]:
+    """The cluster picks of the authors' ``clusterAndChooseSamples`` (spt = 0, the whole pool),
+    written out from their loop: per cluster ``int(B / k)`` lowest and, two-way, highest members."""
+    size = 1 if k > outliers else int(outliers / k)
+    picked: list[int] = []
+    for i in range(min(k, outliers)):
+        valid = np.where(labels == i)[0]
+        if len(valid) <= size:
+            picked.extend(valid)
+        else:
+            ranked = valid[np.argsort(energies[valid], kind="stable")]
+            add = list(ranked[:size])
+            if two_way:
+                add = np.unique(np.concatenate([add, ranked[-size:]])).tolist()
+            picked.extend(add)
+    return {int(i) for i in picked}
 
 
+@pytest.mark.parametrize("outliers,k", [(16, 4), (12, 5), (64, 64), (3, 8), (20, 1)])
 @pytest.mark.parametrize("with_highest", [True, False])
-def test_sampler_takes_lowest_and_highest_of_each_cluster(with_highest):
-    feats, e, truth = _separated_pool()
-    target = 20
-    picked = energy_based_selection(feats, e, target, 8, with_highest, 3, torch.Generator().manual_seed(0))
-    assert len(picked) == target and len(set(picked.tolist())) == target
-    lowest = {int(torch.nonzero(truth == c).squeeze(1)[e[truth == c].argmin()]) for c in range(8)}
-    highest = {int(torch.nonzero(truth == c).squeeze(1)[e[truth == c].argmax()]) for c in range(8)}
-    assert set(picked[:8].tolist()) == lowest
-    if with_highest:
-        assert set(picked[8:16].tolist()) == highest
-        assert not set(picked[16:].tolist()) & (lowest | highest)
-    else:
-        assert not set(picked[8:].tolist()) & lowest
+def test_selection_is_the_authors_per_cluster_choice(outliers, k, with_highest):
+    """On random cluster labels (sizes from 0 to many) and distinct energies, the picks are exactly
+    the authors' loop's, then a seeded uniform fill from the rest up to B (or 2B two-way)."""
+    rng = np.random.default_rng(outliers * 10 + k)
+    n = 4 * outliers + 40
+    labels = rng.integers(0, k, n)
+    energies = rng.permutation(n).astype(np.float64)
+    want = _authors_choice(labels, energies, outliers, k, with_highest)
+    got = select_from_clusters(torch.from_numpy(labels), torch.from_numpy(energies), outliers, k,
+                               with_highest, torch.Generator().manual_seed(1))
+    target = outliers * (2 if with_highest else 1)
+    assert len(got) == target and len(set(got.tolist())) == target
+    assert set(got[: len(want)].tolist()) == want
+    again = select_from_clusters(torch.from_numpy(labels), torch.from_numpy(energies), outliers, k,
+                                 with_highest, torch.Generator().manual_seed(1))
+    assert torch.equal(got, again)
 
 
-def test_lowest_and_highest_ties_and_the_fill_is_seeded():
+def test_sampler_takes_b_over_k_from_each_end_of_each_cluster():
+    """A pool of 4 clusters built to be found (10, 10, 3 and 12 members), B = 16, k = 4: s = 4 from
+    each end of each cluster (the 3-member one gives all 3), 27 picks, filled at random to 2B = 32;
+    one way, 4 + 4 + 3 + 4 = 15 lowest, filled to 16."""
+    g = torch.Generator().manual_seed(0)
+    sizes = [10, 10, 3, 12]
+    truth = torch.cat([torch.full((m,), c) for c, m in enumerate(sizes)])
+    feats = torch.eye(8)[truth] * 5 + 0.05 * torch.randn(len(truth), 8, generator=g)
+    feats = feats * torch.exp(torch.rand(len(truth), 1, generator=g) * 4.6)  # norms vary 1-100x
+    energies = torch.randperm(len(truth), generator=g).double()
+    low, high = set(), set()
+    for c, m in enumerate(sizes):
+        members = torch.nonzero(truth == c).squeeze(1)
+        ranked = members[torch.argsort(energies[members])].tolist()
+        low |= set(ranked[:4])
+        high |= set(ranked[-4:])
+    picked = energy_based_selection(feats, energies, 16, 4, True, 3, torch.Generator().manual_seed(0))
+    assert len(picked) == 32 and len(set(picked.tolist())) == 32
+    assert set(picked[:27].tolist()) == low | high and len(low | high) == 27
+    one_way = energy_based_selection(feats, energies, 16, 4, False, 3, torch.Generator().manual_seed(0))
+    assert len(one_way) == 16 and set(one_way[:15].tolist()) == low
+
+
+def test_selection_ties_and_bad_sizes():
+    """Equal energies: the lower pool index counts as the lower energy (a stable order)."""
     labels = torch.tensor([0, 1, 0, 1, 2, 0])
     e = torch.tensor([1.0, 5.0, 1.0, -2.0, 0.0, 3.0])
-    lo, hi = lowest_and_highest(labels, e)
-    assert lo.tolist() == [0, 3, 4] and hi.tolist() == [5, 1, 4]
-    feats, e, _ = _separated_pool(seed=3)
-    a = energy_based_selection(feats, e, 40, 8, True, 3, torch.Generator().manual_seed(9))
-    b = energy_based_selection(feats, e, 40, 8, True, 3, torch.Generator().manual_seed(9))
-    assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="target"):
-        energy_based_selection(feats, e, 12, 8, True)
+    low = select_from_clusters(labels, e, 3, 3, False)
+    assert low.tolist() == [0, 3, 4]
+    both = select_from_clusters(labels, e, 3, 3, True)
+    assert both.tolist() == [0, 5, 3, 1, 4, 2]  # cluster 0: lowest 0, highest 5; then the fill
+    with pytest.raises(ValueError, match="pool"):
+        select_from_clusters(labels, e, 4, 3, True)
+    with pytest.raises(ValueError, match="clusters"):
+        energy_based_selection(torch.randn(6, 3), e, 2, 7)
 
 
 # ----------------------------------------------------------------------------------- aux data
@@ -444,7 +557,9 @@ def test_ce_path_unchanged(arch, augment):
     ({"method": "greg", "m_in": "low"}, "train.m_in"),
     ({"m_in": -20}, "only method greg and greg_plus"),
     ({"method": "greg", "pool_size": 512}, "only method greg_plus"),
-    ({"method": "greg_plus", "batch_size": 64, "aux_batch_size": 100}, "train.aux_batch_size"),
+    ({"method": "greg_plus", "batch_size": 64, "aux_batch_size": 200}, "train.pool_size"),
+    ({"method": "greg", "grad_norm": "mean"}, "train.grad_norm"),
+    ({"grad_norm": "paper"}, "only method greg and greg_plus"),
     ({"method": "greg_plus", "pool_size": 100}, "train.pool_size"),
     ({"method": "greg_plus", "clusters": 0}, "train.clusters"),
     ({"init": 3}, "train.init"),
@@ -471,8 +586,13 @@ def test_train_refuses_mismatched_outliers_and_init():
 def test_defaults_are_the_authors():
     cfg = TrainConfig.from_dict({"method": "greg_plus", "batch_size": 64})
     assert (cfg.m_in, cfg.m_aux, cfg.lambda_s, cfg.lambda_grad) == (-25.0, -7.0, 0.1, 1.0)
-    assert (cfg.pool, cfg.aux_batch, cfg.n_clusters, cfg.kmeans_n_init) == (384, 128, 64, 3)
-    assert TrainConfig.from_dict({"method": "greg_plus", "batch_size": 32}).n_clusters == 32
+    assert (cfg.pool, cfg.aux_batch, cfg.aux_step, cfg.n_clusters, cfg.kmeans_n_init) == (384, 64, 128, 64, 3)
+    assert cfg.grad_norm == "authors" and cfg.with_highest
+    # the authors' CIFAR-10 GReg+ script: batch 32, 32 clusters, two-way: 32 + 64 rows, pool 192
+    plus = TrainConfig.from_dict({"method": "greg_plus", "batch_size": 32, "clusters": 32})
+    assert (plus.n_clusters, plus.aux_batch, plus.aux_step, plus.pool) == (32, 32, 64, 192)
+    greg = TrainConfig.from_dict({"method": "greg", "batch_size": 64})
+    assert (greg.aux_batch, greg.aux_step) == (64, 64)
 
 
 # ----------------------------------------------------------------------------------- slow checks

@@ -20,7 +20,8 @@ class GROODProtoDist(GradientStoreDetector):
     ``p_ood`` stands for "what OOD looks like", so the farther from it, the more ID: the sign is
     ``+``, kept by that logic.  It can invert for the ``mixup`` prototype, which lies between the
     classes, inside the ID cloud: where OOD features are larger than ID ones, the distance measures
-    feature magnitude instead.  config/ablations.yaml measures it (README, GROOD's ablations).
+    feature magnitude instead.  `snakemake --configfile config/ablations.yaml` measures it
+    (results/ablations/mnist/results.md).
     ``wrt`` does not change ``proto_dist``; it names the store.
     """
 
@@ -36,7 +37,7 @@ class GROODGradNorm(GradientStoreDetector):
     For ``wrt: ood`` ``‖g‖₁ = π_ood·‖(h − p_ood)/‖h − p_ood‖‖₁`` grows with the OOD-prototype
     probability, so a large gradient means OOD and the ID score is its negative.  It can invert for
     the ``mixup`` prototype, for the reason given in :class:`GROODProtoDist` (measured by
-    config/ablations.yaml; README).
+    config/ablations.yaml, results/ablations/mnist/results.md).
     """
 
     requires = ("gradients",)
