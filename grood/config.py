@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from grood.data import REGISTRY, aux_overlap, check_spec, same_images
 from grood.detectors import GradientStoreDetector, check_detector, make_detector
-from grood.model_source import train_problems
-from grood.train_config import GREG_OPTIONS, GREG_PLUS_OPTIONS, TrainConfig
-from grood.vocab import PROTOTYPE_KEYS
+from grood.net.source import train_problems
+from grood.net.train_config import GREG_OPTIONS, GREG_PLUS_OPTIONS, TrainConfig
+from grood.method.vocab import PROTOTYPE_KEYS
 
 
 class ConfigError(ValueError):
@@ -195,7 +195,7 @@ def _training(config: dict) -> list[str]:
             problems.append(f"benchmarks.{b}.train.method: {method} trains, but train.{adopted[0]} adopts a "
                             f"network without training; remove train.{adopted[0]} (use train.init to "
                             f"fine-tune another benchmark's backbone), or set train.method: ce")
-        if not adopted:  # an adopted network's section is checked by grood.model_source
+        if not adopted:  # an adopted network's section is checked by grood.net.source
             try:
                 TrainConfig.from_dict({k: v for k, v in train.items() if k != "preprocess"} | {"seed": 0})
             except ValueError as e:

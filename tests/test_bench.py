@@ -1,6 +1,6 @@
 """The benchmark's cases at tiny sizes, through the same functions the command runs.
 
-These tests keep ``python -m grood.bench`` from rotting: every case must run, its fast and reference
+These tests keep ``python -m benchmarks.bench`` from rotting: every case must run, its fast and reference
 paths must agree, and every ratio must be a positive finite number.  They never assert on speed.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from grood import bench, bench_scale
+from benchmarks import bench, bench_scale, harness
 
 TINY = {
     "gradients": {"n": 120, "dims": (8, 16), "num_classes": 4},
@@ -47,10 +47,10 @@ def test_gradients_case():
 
 def test_vmap_reference_matches_closed_form_at_other_temperatures():
     h, z, P, po = bench.gradient_problem(30, 6, 3)
-    from grood.gradients import grood_gradients
+    from grood.method.gradients import grood_gradients
 
     for t in (0.5, 2.0):
-        ok, err = bench.agreement(grood_gradients(h, z, P, po, temperature=t),
+        ok, err = harness.agreement(grood_gradients(h, z, P, po, temperature=t),
                                   bench.grood_gradients_vmap(h, z, P, po, temperature=t, chunk_size=7), 1e-5)
         assert ok, err
 
@@ -102,25 +102,25 @@ def test_gpu_rows():
 
 def test_measure_interleaves_and_rotates():
     calls = []
-    ways = {name: bench.Way(lambda name=name: calls.append(name) or name, memory=None) for name in "abc"}
-    m = bench.measure(ways, repeats=3)
+    ways = {name: harness.Way(lambda name=name: calls.append(name) or name, memory=None) for name in "abc"}
+    m = harness.measure(ways, repeats=3)
     assert calls[:3] == ["a", "b", "c"]  # warm-up
     assert calls[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert all(len(v.times) == 3 and v.output == k for k, v in m.items())
 
 
 def test_measure_takes_host_peak_of_numpy_buffers():
-    m = bench.measure({"big": bench.Way(lambda: np.ones(4 << 20).sum())}, repeats=1)  # 32 MB float64
+    m = harness.measure({"big": harness.Way(lambda: np.ones(4 << 20).sum())}, repeats=1)  # 32 MB float64
     assert m["big"].peak_bytes >= 32 << 20
 
 
 def test_agreement_rules():
-    assert bench.agreement([1.0, 2.0], [1.0, 2.0 + 1e-9], 1e-6)[0]
-    assert not bench.agreement([1.0, 2.0], [1.0, 2.1], 1e-6)[0]
-    assert not bench.agreement([0.0, 0.0], [0.0, 0.0], 1e-6)[0]  # agreement between zeros proves nothing
-    assert not bench.agreement([1.0], [1.0, 2.0], 1e-6)[0]
-    assert not bench.agreement([np.nan, 1.0], [1.0, 1.0], 1e-6)[0]
-    assert bench.agreement([1.5], [1.5], 0)[0] and not bench.agreement([1.5], [1.5 + 1e-15], 0)[0]
+    assert harness.agreement([1.0, 2.0], [1.0, 2.0 + 1e-9], 1e-6)[0]
+    assert not harness.agreement([1.0, 2.0], [1.0, 2.1], 1e-6)[0]
+    assert not harness.agreement([0.0, 0.0], [0.0, 0.0], 1e-6)[0]  # agreement between zeros proves nothing
+    assert not harness.agreement([1.0], [1.0, 2.0], 1e-6)[0]
+    assert not harness.agreement([np.nan, 1.0], [1.0, 1.0], 1e-6)[0]
+    assert harness.agreement([1.5], [1.5], 0)[0] and not harness.agreement([1.5], [1.5 + 1e-15], 0)[0]
 
 
 @pytest.mark.slow  # runs every case
@@ -212,7 +212,7 @@ def test_clustered_space_is_seeded():
 
 def test_missed_target_is_reported_not_failed(monkeypatch, capsys):
     def fake_case(**_):
-        row = bench.Row(9, "exact search vs GEMM", "tiny", "a", "b", "cpu", 1.0, 0.5, 0.5, None, None,
+        row = harness.Row(9, "exact search vs GEMM", "tiny", "a", "b", "cpu", 1.0, 0.5, 0.5, None, None,
                         "none/none", True, 0.0, 1e-4, "note", [1.0], [0.5], target="≥ 70% of GEMM", met=False)
         return [row]
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from grood.data.samples import (patterns, write_cifar10, write_cifar100, write_image_folder,
+from samples import (patterns, write_cifar10, write_cifar100, write_image_folder,
                                 write_svhn)
 
 REPO = Path(__file__).resolve().parents[1]

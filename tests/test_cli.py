@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
-from grood.cli import main
+from grood.run.cli import main
 from grood.detectors import make_detector
 from grood.detectors.store import save_detector
-from grood.gradients import grood_gradients
-from grood.metrics import threshold_at_tpr
+from grood.method.gradients import grood_gradients
+from grood.evaluation.metrics import threshold_at_tpr
 from grood.storage import save_json, save_npz, write_zarr
 
 CLASSES = [3, 5, 7]  # original labels that are not 0..C-1: the CSV must show these
@@ -26,7 +26,7 @@ BATCH = 16
 
 
 def _forward(model, images, spec):
-    from grood.forward import forward_batches
+    from grood.net.forward import forward_batches
 
     net = model.to(memory_format=torch.channels_last)
     return forward_batches(net, images, spec, torch.device("cpu"), BATCH)
@@ -36,10 +36,10 @@ def _forward(model, images, spec):
 def fake_run(tmp_path_factory):
     """results/bench/seed0 with a checkpoint, features, prototypes, three stored detectors and their
     ID test scores, plus the test images as an .npz — the layout the workflow writes."""
-    from grood.models import cnn_bn_gap
-    from grood.preprocess import spec_from_training
-    from grood.prototypes import class_means
-    from grood.training import TrainConfig, TrainResult, save_checkpoint
+    from grood.net.models import cnn_bn_gap
+    from grood.net.preprocess import spec_from_training
+    from grood.method.prototypes import class_means
+    from grood.net.training import TrainConfig, TrainResult, save_checkpoint
 
     root = tmp_path_factory.mktemp("fake")
     run = root / "results" / "bench" / "seed0"
@@ -205,7 +205,7 @@ def test_info_lists_what_the_run_holds(capsys, fake_run):
 
 
 @pytest.mark.parametrize("argv, words", [
-    ([], ["score", "info", "figures", "--verbose"]),
+    ([], ["score", "info", "figures", "weights", "--verbose"]),
     (["score"], ["INPUT", "--run", "--detector", "--out", "--tpr", "--batch-size", "--device", "--threads",
                  "safe to open", "predicted_class", "decision", "threshold", ".npz", "folder", "skipped"]),
     (["info"], ["--run", "--tpr", "thresholds", "provenance"]),
@@ -227,12 +227,12 @@ def test_readme_commands_parse():
     import shlex
 
     from conftest import REPO
-    from grood.cli import build_parser
+    from grood.run.cli import build_parser
 
     readme = (REPO / "README.md").read_text()
     commands = [shlex.split(line, comments=True) for block in re.findall(r"^```bash\n(.*?)^```", readme, re.M | re.S)
                 for line in block.splitlines() if line.startswith("grood ")]
-    assert {c[1] for c in commands} == {"score", "info", "figures"}, commands
+    assert {c[1] for c in commands} == {"score", "info", "figures", "weights"}, commands
     for words in commands:
         args = build_parser().parse_args(words[1:])
         assert callable(args.func), words

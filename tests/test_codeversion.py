@@ -120,22 +120,22 @@ def test_digest_covers_exactly_what_python_loads(stage, python_loads):
 def test_known_defects_stay_fixed():
     """The hand-kept lists the digests replaced had drifted: these files were missing."""
     files = {s: {p.as_posix() for p in closure_files(f"grood.stages.{s}", REPO)} for s in STAGES}
-    assert {"grood/forward.py", "grood/device.py"} <= files["prototypes"]
-    assert {"grood/device.py", "grood/progress.py"} <= files["train"]
-    assert {"grood/detectors/base.py", "grood/shards.py", "grood/detectors/store.py"} <= files["score"]
+    assert {"grood/net/forward.py", "grood/net/device.py"} <= files["prototypes"]
+    assert {"grood/net/device.py", "grood/net/progress.py"} <= files["train"]
+    assert {"grood/detectors/base.py", "grood/storage/shards.py", "grood/detectors/store.py"} <= files["score"]
     assert "grood/detectors/store.py" in files["fit_detector"]  # the pickle-free detector files
     # the detectors' streamed reading and index build (lazy imports inside grood.index)
-    assert {"grood/chunks.py", "grood/search/build.py", "grood/search/spec.py"} <= files["fit_detector"]
+    assert {"grood/storage/chunks.py", "grood/search/build.py", "grood/search/spec.py"} <= files["fit_detector"]
     assert {"grood/search/quality.py", "grood/search/exact.py", "grood/detectors/store.py"} <= files["index_quality"]
     for stage in STAGES:  # every module's parent, and the stages' package (job logging)
         assert {"grood/__init__.py", "grood/stages/__init__.py", f"grood/stages/{stage}.py"} <= files[stage]
-    assert "grood/results.py" not in files["score"] and "grood/gradients.py" not in files["prototypes"]
+    assert "grood/evaluation/tables.py" not in files["score"] and "grood/method/gradients.py" not in files["prototypes"]
     # figures and metrics apart: a figure change never recomputes metrics, nor a metrics change a figure
     figure_stages = [s for s in STAGES if s.startswith("figures_")]
     assert sorted(figure_stages) == ["figures_detector", "figures_method", "figures_summary"]
     assert not any(f.startswith("grood/figures/") for f in files["evaluate"])
     for stage in figure_stages:
-        assert "grood/figures/style.py" in files[stage] and "grood/results.py" not in files[stage], stage
+        assert "grood/figures/style.py" in files[stage] and "grood/evaluation/tables.py" not in files[stage], stage
 
 
 def test_closure_follows_every_import_form(tmp_path):
@@ -169,7 +169,7 @@ def test_editing_a_module_changes_the_digests_of_exactly_the_stages_that_reach_i
     shutil.copytree(REPO / "grood", tmp_path / "grood", ignore=shutil.ignore_patterns("__pycache__"))
     before = {s: code_digest(f"grood.stages.{s}", tmp_path) for s in STAGES}
     assert before == {s: code_digest(f"grood.stages.{s}", REPO) for s in STAGES}  # paths are relative
-    for edited in ("grood/results.py", "grood/figures/style.py", "grood/gradients.py", "grood/data/card.py", "grood/shards.py",
+    for edited in ("grood/evaluation/tables.py", "grood/figures/style.py", "grood/method/gradients.py", "grood/data/card.py", "grood/storage/shards.py",
                    "grood/__init__.py"):
         path = tmp_path / edited
         original = path.read_bytes()

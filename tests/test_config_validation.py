@@ -225,12 +225,12 @@ def test_existing_but_unreadable_user_data_fails_at_run_time_with_the_file(tmp_p
 
 
 def test_grood_config_is_torch_free():
-    """The Snakemake scheduler imports grood.config, grood.codeversion and grood.vocab for every
+    """The Snakemake scheduler imports grood.config, grood.codeversion and grood.method.vocab for every
     run (and instantiates every detector): none of them may pull in torch."""
     import subprocess
     import sys
 
-    code = ("import sys, grood.config, grood.codeversion, grood.vocab, grood.detectors;"
+    code = ("import sys, grood.config, grood.codeversion, grood.method.vocab, grood.detectors;"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})

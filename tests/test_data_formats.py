@@ -14,7 +14,7 @@ import pytest
 
 from grood.data import REGISTRY, SOURCES, DataError, build_dataset
 from grood.data import ondisk
-from grood.data.samples import (patterns, write_cifar10, write_cifar100, write_image_folder,
+from samples import (patterns, write_cifar10, write_cifar100, write_image_folder,
                                 write_svhn)
 from grood.data.sources import resolve_params
 
@@ -321,7 +321,7 @@ def test_npz_errors(tmp_path):
 # --------------------------------------------------------------------------------- to the ID format
 def test_foreign_sets_reach_the_cifar_model_format(tmp_path):
     """MNIST-like grey 28x28 and 64x64 folders become the CIFAR model's 3x32x32 input."""
-    from grood.preprocess import spec_from_training, to_tensor
+    from grood.net.preprocess import spec_from_training, to_tensor
 
     write_cifar10(tmp_path, n_train=20, n_test=10)
     spec = spec_from_training(build("cifar10", tmp_path, path=str(tmp_path))["x_train"])

@@ -17,7 +17,7 @@ from grood.data import SOURCES, DataError, build_dataset
 from grood.data import pins
 from grood.data.fetch import Wheel, fetch_debs, fetch_wheel, sha256_file
 from grood.data.letters import centre_of_mass
-from grood.data.sources import _verify_fonts
+from grood.data.fonts import _verify_fonts
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = Path(os.environ.get("GROOD_RAW_DIR") or REPO / "resources" / "raw")

@@ -29,8 +29,8 @@ def _arrays(seed, n=N):
 
 @pytest.fixture(scope="module")
 def net():
-    from grood.models import cnn_bn_gap
-    from grood.preprocess import spec_from_training
+    from grood.net.models import cnn_bn_gap
+    from grood.net.preprocess import spec_from_training
 
     torch.manual_seed(0)
     model = cnn_bn_gap(1, C, width=4).eval()

@@ -8,10 +8,10 @@ import torch
 from sklearn.covariance import EmpiricalCovariance
 from sklearn.neighbors import NearestNeighbors
 
-from grood import prototypes as pr
+from grood.method import prototypes as pr
 from grood.detectors import METHODS, make_detector
 from grood.detectors.base import softmax
-from grood.gradients import WRT, grood_gradients, ncp_softmax
+from grood.method.gradients import WRT, grood_gradients, ncp_softmax
 
 C, D = 5, 12
 ARRAY_NAMES = {"features", "logits", "labels", "gradients", "proto_dist", "pi_ood"}
@@ -110,9 +110,9 @@ def test_bad_values_are_named(method, params, match):
 
 
 def test_gradient_store_detectors_share_one_vocabulary():
-    """GROOD and its ablations accept exactly grood.vocab's sources and wrt values, and name their
+    """GROOD and its ablations accept exactly grood.method.vocab's sources and wrt values, and name their
     gradient store as the gradients stage does."""
-    from grood import vocab
+    from grood.method import vocab
 
     for method in ("grood", "grood_proto_dist", "grood_gnorm"):
         for source in vocab.PROTOTYPE_SOURCES:
@@ -331,8 +331,8 @@ def test_most_ood_like_mean_keeps_the_highest_energy_samples():
 
 @pytest.fixture(scope="module")
 def net():
-    from grood.models import cnn_bn_gap
-    from grood.preprocess import spec_from_training
+    from grood.net.models import cnn_bn_gap
+    from grood.net.preprocess import spec_from_training
 
     torch.manual_seed(0)
     model = cnn_bn_gap(1, 4, width=4).eval()  # batch norm in eval mode: samples stay independent
@@ -343,7 +343,7 @@ def net():
 
 def test_odin_with_no_perturbation_and_t1_is_msp(net):
     from grood.detectors.odin import odin_scores
-    from grood.forward import forward_batches
+    from grood.net.forward import forward_batches
 
     model, images, spec = net
     logits = forward_batches(model, images, spec, torch.device("cpu"), batch_size=8)["logits"]
@@ -357,7 +357,7 @@ def test_odin_with_no_perturbation_and_t1_is_msp(net):
 @pytest.mark.parametrize("temperature", [1.0, 1000.0])
 def test_odin_equals_per_sample_autograd(net, scale_by_std, temperature):
     from grood.detectors.odin import odin_scores
-    from grood.preprocess import to_tensor
+    from grood.net.preprocess import to_tensor
 
     model, images, spec = net
     T, eps = temperature, 0.01
@@ -388,7 +388,7 @@ def test_odin_through_the_score_stage(net, tmp_path):
     from grood.detectors.odin import odin_scores
     from grood.pipeline import fit_detector_stage, score_stage
     from grood.storage import save_npz
-    from grood.training import TrainConfig, TrainResult, save_checkpoint
+    from grood.net.training import TrainConfig, TrainResult, save_checkpoint
 
     model, images, spec = net
     save_checkpoint(tmp_path / "model.pt", TrainResult(model, spec, [0, 1, 2, 3]), TrainConfig(arch="cnn_bn_gap", width=4))

@@ -81,8 +81,8 @@ def _tiny_training_set(n: int = 256):
 def test_training_is_reproducible_in_process(arch, precision):
     """Same seed and thread count → identical weights (fp32, and bf16 autocast on CPU); another
     seed → different weights (the seed is really used)."""
-    from grood.device import set_threads
-    from grood.training import TrainConfig, train
+    from grood.net.device import set_threads
+    from grood.net.training import TrainConfig, train
 
     set_threads(2)
     x, y = _tiny_training_set()
@@ -103,9 +103,9 @@ def test_training_is_reproducible_in_process(arch, precision):
 def test_features_do_not_depend_on_the_batch_size():
     """The same images give the same features whether they are pushed through in batches of 8 or 128
     (so a rerun with another ``features.batch_size`` reproduces the stores)."""
-    from grood.device import set_threads
-    from grood.forward import forward_batches
-    from grood.training import TrainConfig, train
+    from grood.net.device import set_threads
+    from grood.net.forward import forward_batches
+    from grood.net.training import TrainConfig, train
 
     set_threads(2)
     x, y = _tiny_training_set(128)

@@ -12,8 +12,8 @@ from grood.figures.gradient_space import gradient_space_figure, log_radial, prot
 from grood.figures.mixup import mixup_examples, mixup_figure
 from grood.figures.summary import auroc_heatmap, detector_order, heatmap_table, near_far_chart
 from grood.figures.training_curves import training_curves
-from grood.gradients import grood_gradients
-from grood.metrics import threshold_at_tpr
+from grood.method.gradients import grood_gradients
+from grood.evaluation.metrics import threshold_at_tpr
 
 
 def _long():
@@ -132,8 +132,8 @@ def test_gradient_space_figure(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_net():
-    from grood.models import lenet5
-    from grood.preprocess import spec_from_training
+    from grood.net.models import lenet5
+    from grood.net.preprocess import spec_from_training
 
     torch.manual_seed(0)
     images = np.random.default_rng(5).integers(0, 256, size=(6, 28, 28), dtype=np.uint8)
@@ -142,9 +142,9 @@ def small_net():
 
 def test_mixup_examples_are_the_pipelines_mixup(small_net, tmp_path):
     """The drawn mixed activation, run through the rest of the network, gives the very features the
-    prototypes stage averages into p_ood (grood.prototypes.mixup_features)."""
-    from grood.preprocess import to_tensor
-    from grood.prototypes import mixup_features
+    prototypes stage averages into p_ood (grood.method.prototypes.mixup_features)."""
+    from grood.net.preprocess import to_tensor
+    from grood.method.prototypes import mixup_features
 
     model, images, spec = small_net
     Q = np.random.default_rng(6).random((4, 6, 14, 14)).astype(np.float32)

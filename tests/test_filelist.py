@@ -17,9 +17,9 @@ import yaml
 import grood.config
 from grood.data import DataError
 from grood.data.filelist import ImageFiles, folder_manifest
-from grood.data.samples import write_photo_folder
-from grood.loader import chunked_batches, file_batches
-from grood.preprocess import InputSpec
+from samples import write_photo_folder
+from grood.net.loader import chunked_batches, file_batches
+from grood.net.preprocess import InputSpec
 from grood.stages.io import load_split
 from grood.stages.prepare_dataset import prepare_dataset_stage
 
@@ -64,8 +64,8 @@ def test_decoded_files_are_the_npz_stores_pixels(folder, tmp_path):
 
 
 def _features(images, spec, batch_size=4):
-    from grood.forward import forward_batches
-    from grood.models import build_model
+    from grood.net.forward import forward_batches
+    from grood.net.models import build_model
 
     torch.manual_seed(0)
     model = build_model("cnn_bn_gap", 3, 3, width=4).eval()
@@ -126,10 +126,10 @@ def test_a_changed_or_removed_file_is_named(tmp_path):
 
 def test_features_stage_streams_a_file_list_into_zarr(folder, tmp_path):
     """The features stage on a file list (2 workers) writes what the npz store gives."""
-    from grood.models import build_model
+    from grood.net.models import build_model
     from grood.stages.features import features_stage
     from grood.storage import read_zarr
-    from grood.training import TrainConfig, TrainResult, save_checkpoint
+    from grood.net.training import TrainConfig, TrainResult, save_checkpoint
 
     spec = InputSpec(3, 32, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
     torch.manual_seed(0)
@@ -146,7 +146,7 @@ def test_features_stage_streams_a_file_list_into_zarr(folder, tmp_path):
 
 
 def test_class_means_streamed_equals_class_means():
-    from grood.prototypes import class_means, class_means_streamed
+    from grood.method.prototypes import class_means, class_means_streamed
 
     rng = np.random.default_rng(0)
     h, y = rng.normal(size=(1000, 7)).astype(np.float32), rng.integers(0, 4, 1000)

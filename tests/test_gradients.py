@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from grood.gradients import WRT, grood_gradients, grood_gradients_autograd, ncp_softmax
+from grood.method.gradients import WRT, grood_gradients, grood_gradients_autograd, ncp_softmax
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from grood.data import DataError, aux_overlap, build_dataset
 from grood.data.card import roles
 from grood.data.outliers import AUX_GLYPHS
 from grood.data.scramble import patch_shuffle, scramble
-from grood.greg import (GRegWeights, authors_gradient_term, energy, energy_based_selection, energy_hinge,
+from grood.net.greg import (GRegWeights, authors_gradient_term, energy, energy_based_selection, energy_hinge,
                         greg_terms, input_gradient_norms, kmeans, margin_masks, select_from_clusters)
-from grood.models import StagedNet, build_model
-from grood.training import TrainConfig, augment_batch, encode_labels, make_scheduler, train
+from grood.net.models import StagedNet, build_model
+from grood.net.training import TrainConfig, augment_batch, encode_labels, make_scheduler, train
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = Path(os.environ.get("GROOD_RAW_DIR") or REPO / "resources" / "raw")
@@ -334,7 +334,7 @@ FEW_FONTS = ["fonts-dejavu-extra"]
 
 def test_font_glyphs_build_deterministic_without_test_letters():
     from grood.data.letters import LETTERS, load_face, mnist_style, named_glyphs
-    from grood.data.sources import font_files
+    from grood.data.fonts import font_files
 
     a = build_dataset("font_glyphs", {"packages": FEW_FONTS}, RAW)
     b = build_dataset("font_glyphs", {"packages": FEW_FONTS, "n": 300, "seed": 1}, RAW)
@@ -509,8 +509,8 @@ def test_greg_with_zero_weights_follows_the_ce_run():
 def _reference_ce_training(images, labels, cfg: TrainConfig) -> nn.Module:
     """grood's CE training loop as it was before GReg (commit 8b0ba13), written out: the CE path
     must still give exactly these weights."""
-    from grood.device import seed_everything
-    from grood.preprocess import spec_from_training, to_tensor
+    from grood.net.device import seed_everything
+    from grood.net.preprocess import spec_from_training, to_tensor
 
     g = seed_everything(cfg.seed)
     y_np, classes = encode_labels(labels)
@@ -615,7 +615,7 @@ def test_scrambled_mnist_is_beyond_recognition():
     m = build_dataset("mnist", {"max_train": 20000}, RAW)
     r = train(m["x_train"], m["y_train"], TrainConfig.from_dict({"epochs": 1, "precision": "fp32"}), CPU)
     x, src, kind = scramble(m["x_train"], 3000, ["patch_shuffle", "warp"], 0)
-    from grood.forward import forward_batches
+    from grood.net.forward import forward_batches
 
     def acc(images, labels):
         return float((forward_batches(r.model, images, r.spec, CPU)["logits"].argmax(1) == labels).mean())

@@ -19,7 +19,7 @@ NETWORK_RULES = ("train", "features", "prototypes")
 def write_fake_tree(root: Path) -> None:
     """Two ImageNet classes (train/ and val/ class folders), the three flat MOS OOD folders and a
     DTD-like class-folder tree: the layouts config/imagenet.yaml's comments give."""
-    from grood.data.samples import write_photo_folder
+    from samples import write_photo_folder
 
     write_photo_folder(root / "imagenet", classes=("n01440764", "n01443537"), n_per_class=2,
                        splits=("train", "val"))

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from conftest import snakemake
-from grood.data.samples import write_photo_folder
+from samples import write_photo_folder
 from grood.storage import sha256_file
 
 pytestmark = pytest.mark.slow

@@ -225,8 +225,8 @@ def test_edited_grood_module_reruns_only_the_stages_that_reach_it_and_downstream
 
     assert_plan(planned(tiny_copy, None, "--snakefile", str(snakefile)), set())  # the copy alone: nothing
 
-    assert reached_by("grood/results.py") == {"evaluate"}
-    assert_plan(plan_after_editing("grood/results.py"), AGGREGATES)  # the metrics, then the summary figures
+    assert reached_by("grood/evaluation/tables.py") == {"evaluate"}
+    assert_plan(plan_after_editing("grood/evaluation/tables.py"), AGGREGATES)  # the metrics, then the summary figures
 
     figures = {"figures_summary", "figures_detector", "figures_method"}
     assert reached_by("grood/figures/style.py") == figures  # a figure change re-draws, never re-evaluates
@@ -237,12 +237,12 @@ def test_edited_grood_module_reruns_only_the_stages_that_reach_it_and_downstream
     assert_plan(plan_after_editing("grood/data/card.py"), {job("datacard"), job("all")})
 
     # the gradient-space figure embeds the prototypes with the pipeline's own closed form
-    assert reached_by("grood/gradients.py") == {"gradients", "figures_method"}
+    assert reached_by("grood/method/gradients.py") == {"gradients", "figures_method"}
     expected = {*(job("gradients", part=p, **GRAD, **w) for p in ("train", "test", *OODS)),
                 job("fit_detector", detector="grood", **w),
                 *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *pages("grood"),
                 METHOD_FIGURES, *AGGREGATES}
-    assert_plan(plan_after_editing("grood/gradients.py"), expected)
+    assert_plan(plan_after_editing("grood/method/gradients.py"), expected)
 
     assert reached_by("grood/__init__.py") == stages
     everything = planned(tmp_path / "empty")  # what a run from scratch plans: every job
@@ -254,7 +254,7 @@ def test_gradient_temperature_is_a_param_not_parsed_from_the_path(tiny_copy, tmp
     """A GROOD with ``temperature: 1e-05`` (which ``:g`` prints as ``1e-05``: once refused by the
     wildcard constraint) gets its own store named ``mixup_ood_T1e-05``, built at T = 1e-05 exactly
     — the rule passes the value as a param, the path is only its readable identity."""
-    from grood.gradients import grood_gradients
+    from grood.method.gradients import grood_gradients
     from grood.storage import load_npz, read_zarr
 
     cfg = write_config(tmp_path, lambda c: c["detectors"].update(grood_cold={"method": "grood", "temperature": 1e-05}))

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from grood.metrics import auroc
+from grood.evaluation.metrics import auroc
 from grood.stages.evaluate import index_quality_table
 from grood.stages.fit_detector import fit_detector_stage
 from grood.stages.index_quality import index_quality_stage
@@ -58,8 +58,8 @@ def test_report_matches_an_independent_recomputation(stores, tmp_path, method, p
 
     # independently: the same seeded sample, exact neighbours by float64 brute force over the indexed
     # rows, approximate ones from the fitted index itself
-    from grood.chunks import seeded_sample
-    from grood.index import prepare
+    from grood.storage.chunks import seeded_sample
+    from grood.search import prepare
     from grood.detectors.store import load_detector
 
     det = load_detector(tmp_path / "det.npz")

@@ -78,7 +78,7 @@ def test_sharded_scores_equal_exact_search(stores, tmp_path, method, params, nam
 
 
 def _train_arrays(train):
-    from grood.chunks import open_arrays
+    from grood.storage.chunks import open_arrays
 
     return open_arrays(train, ("gradients", "features", "logits", "labels"))
 
@@ -97,7 +97,7 @@ def test_index_sharded_file_holds_no_index(stores, tmp_path, method, params, nam
     with pytest.raises(ValueError, match="fitted for shards.index: 3"):
         search_index_shard_stage(tmp_path / "det.npz", train, test, tmp_path / "x.npz", 0, 2)
     assert not (tmp_path / "s.npy").exists() and not (tmp_path / "x.npz").exists()
-    from grood.apply import RunError, open_detector
+    from grood.run.apply import RunError, open_detector
 
     with pytest.raises(RunError, match="cannot score new images"):  # `grood score`, before any image is read
         open_detector(tmp_path / "det.npz")
@@ -200,7 +200,7 @@ def test_index_sharded_run_matches_unsharded(tiny_run, tmp_path):
     import yaml
 
     from conftest import snakemake
-    from grood.metrics import ood_metrics
+    from grood.evaluation.metrics import ood_metrics
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, symlinks=True)

@@ -4,7 +4,7 @@ search (same cells probed, so the same neighbours) and a float64 brute force ove
 import numpy as np
 import pytest
 
-from grood.index import IndexSpec, build_from_rows, kth_distance, search
+from grood.search import IndexSpec, build_index, kth_distance, search
 from grood.search import ivf_blocked
 from grood.search.vectors import faiss
 
@@ -18,7 +18,7 @@ def _data(n=4000, d=24, seed=0, clusters=30):
 
 
 def _index(x, nlist=32, nprobe=4):
-    return build_from_rows(x, IndexSpec(kind="ivf_flat", nlist=nlist, nprobe=nprobe, seed=3))
+    return build_index(x, IndexSpec(kind="ivf_flat", nlist=nlist, nprobe=nprobe, seed=3))
 
 
 def _probed_brute_force(index, x, q, k):
@@ -99,4 +99,4 @@ def test_deterministic_and_refuses_other_indexes():
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     with pytest.raises(TypeError, match="IndexIVFFlat"):
         ivf_blocked.search_ivf_flat(faiss().IndexFlatL2(24), q, 1)
-    assert not ivf_blocked.is_ivf_flat(build_from_rows(x, IndexSpec(kind="ivf_pq", nlist=8, m=4, nbits=6)))
+    assert not ivf_blocked.is_ivf_flat(build_index(x, IndexSpec(kind="ivf_pq", nlist=8, m=4, nbits=6)))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from grood.metrics import ood_metrics
+from grood.evaluation.metrics import ood_metrics
 
 
 def reference(id_scores, ood_scores):
@@ -69,7 +69,7 @@ def test_empty_set_is_refused():
 def test_threshold_at_tpr_is_the_point_fpr95_id_reads(seed, ties):
     """Accepting ``score ≥ t`` keeps ≥ 95% of ID and lets through exactly the fpr95_id share of OOD
     (scikit-learn's ROC as the reference); any higher score keeps less than 95%."""
-    from grood.metrics import threshold_at_tpr
+    from grood.evaluation.metrics import threshold_at_tpr
 
     rng = np.random.default_rng(seed)
     a = rng.normal(1.0, 1.0, rng.integers(20, 300))
@@ -82,7 +82,7 @@ def test_threshold_at_tpr_is_the_point_fpr95_id_reads(seed, ties):
 
 
 def test_threshold_at_tpr_bad_inputs():
-    from grood.metrics import threshold_at_tpr
+    from grood.evaluation.metrics import threshold_at_tpr
 
     assert threshold_at_tpr([5.0, 1.0, 3.0], 1.0) == 1.0
     with pytest.raises(ValueError, match="at least one"):

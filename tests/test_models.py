@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from grood.models import build_model
-from grood.preprocess import InputSpec
-from grood.prototypes import mixup_features
+from grood.net.models import build_model
+from grood.net.preprocess import InputSpec
+from grood.method.prototypes import mixup_features
 
 
 @pytest.mark.parametrize("arch,shape", [("lenet5", (5, 1, 28, 28)), ("lenet5", (2, 3, 32, 32)),
@@ -29,7 +29,7 @@ def test_mixup_with_lambda_one_reproduces_plain_forward():
     model = build_model("lenet5", 1, 10).eval()
     spec = InputSpec(1, 28, (0.13,), (0.31,))
     images = np.random.default_rng(0).integers(0, 256, (9, 28, 28), dtype=np.uint8)
-    from grood.preprocess import to_tensor
+    from grood.net.preprocess import to_tensor
 
     shape = model.forward_to(torch.zeros(1, 1, 28, 28), "layer1").shape[1:]
     early = np.random.default_rng(1).normal(size=(10, *shape)).astype(np.float32)

@@ -10,12 +10,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from grood.data.samples import patterns
-from grood.preprocess import InputSpec, as_nhwc, image_to_tensor, shorter_side_size, to_tensor
+from samples import patterns
+from grood.net.preprocess import InputSpec, as_nhwc, image_to_tensor, shorter_side_size, to_tensor
 
 
 def _frozen_to_tensor(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
-    """grood.preprocess.to_tensor as it was before ``InputSpec.resize`` (integ a0d2f6f), verbatim."""
+    """grood.net.preprocess.to_tensor as it was before ``InputSpec.resize`` (integ a0d2f6f), verbatim."""
     x = torch.from_numpy(as_nhwc(images, "images")).permute(0, 3, 1, 2).float().div_(255.0)
     c = x.shape[1]
     if c != spec.channels:
@@ -75,7 +75,7 @@ def test_recipe_equals_torchvision_transforms(weights_name):
     """image_to_tensor with the weights' recipe gives exactly what ``weights.transforms()`` gives."""
     import torchvision
 
-    from grood.pretrained import input_spec, weights_recipe
+    from grood.net.pretrained import input_spec, weights_recipe
 
     weights = torchvision.models.get_weight(weights_name)
     spec = input_spec(weights_recipe(weights), {})

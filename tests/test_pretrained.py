@@ -11,9 +11,9 @@ import pytest
 import torch
 import torchvision
 
-from grood.model_source import TORCHVISION_RESNETS, TRAINABLE, ModelSource, model_source, train_problems
-from grood.pretrained import (adopt, cached_weights_file, read_state_dict, resolve_weights, save_adopted,
-                              staged_resnet)
+from grood.net.models import staged_resnet
+from grood.net.pretrained import adopt, cached_weights_file, read_state_dict, resolve_weights, save_adopted
+from grood.net.source import TORCHVISION_RESNETS, TRAINABLE, ModelSource, model_source, train_problems
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
@@ -34,7 +34,7 @@ def test_staged_resnet_is_torchvision_forward_exactly(arch):
 
 def test_model_lists_match_torchvision_and_grood():
     """The torch-free lists the config is checked with are the libraries' own."""
-    from grood.models import ARCHITECTURES
+    from grood.net.models import ARCHITECTURES
 
     import inspect
 
@@ -60,7 +60,7 @@ def _checkpoint(tmp_path, arch="resnet18", num_classes=4, wrap=None, seed=0):
 
 @pytest.mark.parametrize("wrap", [None, "state_dict", "model", "module"])
 def test_checkpoint_becomes_a_model_pt_that_loads_like_a_trained_one(tmp_path, wrap):
-    from grood.training import load_checkpoint
+    from grood.net.training import load_checkpoint
 
     net, path = _checkpoint(tmp_path, wrap=wrap)
     source = model_source({"arch": "resnet18", "checkpoint": str(path), "preprocess": {"resize": 40, "crop": 32}})
@@ -109,7 +109,7 @@ def test_offline_download_fails_in_seconds_with_the_fix(tmp_path, monkeypatch):
         adopt(model_source({"pretrained": "torchvision/resnet50"}))
     assert time.perf_counter() - t0 < 10
     msg = str(err.value)
-    for needed in ("ResNet50_Weights.IMAGENET1K_V2", "TORCH_HOME", "python -m grood.pretrained torchvision/resnet50",
+    for needed in ("ResNet50_Weights.IMAGENET1K_V2", "TORCH_HOME", "grood weights torchvision/resnet50",
                    "train.checkpoint", "download.pytorch.org", "unreachable"):
         assert needed in msg, (needed, msg)
 
@@ -165,10 +165,12 @@ def test_checkpoint_with_the_default_arch_is_rejected(tmp_path):
     assert train_problems({"checkpoint": str(path), "arch": "resnet18"}, "train") == []
 
 
-def test_pretrained_command_prints_usage():
-    from grood.pretrained import main
+def test_weights_command_needs_a_model():
+    from grood.run.cli import main
 
-    assert main([]) == 2
+    with pytest.raises(SystemExit) as usage:
+        main(["weights"])
+    assert usage.value.code == 2
 
 
 def test_train_stage_adopts_a_checkpoint_without_training(tmp_path):
@@ -180,12 +182,12 @@ def test_train_stage_adopts_a_checkpoint_without_training(tmp_path):
     from PIL import Image
     from torchvision import transforms as T
 
-    from grood.data.samples import write_photo_folder
+    from samples import write_photo_folder
     from grood.stages.io import load_split
     from grood.stages.prepare_dataset import prepare_dataset_stage
     from grood.stages.train import train_stage
     from grood.storage import sha256_file
-    from grood.training import load_checkpoint
+    from grood.net.training import load_checkpoint
 
     folder = write_photo_folder(tmp_path / "photos", n_per_class=4)
     data = tmp_path / "photos.npz"
@@ -224,7 +226,7 @@ def _staged_key(name: str) -> str:
 
 
 def test_train_stage_rejects_a_network_whose_classes_differ_from_the_dataset(tmp_path):
-    from grood.data.samples import write_photo_folder
+    from samples import write_photo_folder
     from grood.stages.prepare_dataset import prepare_dataset_stage
     from grood.stages.train import train_stage
 

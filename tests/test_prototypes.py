@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from grood.models import StagedNet
-from grood.preprocess import InputSpec
-from grood.prototypes import class_means, early_prototypes, mixup_features, nearest_prototype, runner_up
+from grood.net.models import StagedNet
+from grood.net.preprocess import InputSpec
+from grood.method.prototypes import class_means, early_prototypes, mixup_features, nearest_prototype, runner_up
 
 # 2×2 grey images; std 1/255 and mean 0 make the normalised input equal to the raw pixel values
 SPEC = InputSpec(1, 2, (0.0,), (1.0 / 255.0,))
@@ -94,13 +94,13 @@ def test_class_prototypes_and_nearest_prototype():
 def test_prototypes_stage_builds_p_ood_from_the_mixed_features(tmp_path, monkeypatch):
     """The stage's ``P`` (class means of the stored features), ``Q`` (true labels) and ``p_ood`` (mean of
     ``h̃`` over the seeded ``n_mix`` pick, λ from the params), rebuilt from the hand-built net by numpy."""
-    import grood.training
+    import grood.net.training
     from grood.stages.prototypes import prototypes_stage
     from grood.storage import load_npz, save_npz, write_zarr
 
     x, y = images_and_labels(60)
     e, h, z = by_hand(x)
-    monkeypatch.setattr(grood.training, "load_checkpoint",
+    monkeypatch.setattr(grood.net.training, "load_checkpoint",
                         lambda path, device: (hand_built_net(), {"spec": SPEC.to_dict(), "num_classes": 4}))
     model_pt = tmp_path / "model.pt"
     model_pt.write_bytes(b"stand-in: load_checkpoint is replaced above")

@@ -1,12 +1,12 @@
-"""grood.search (and its facade grood.index): streamed builds equal in-memory builds, sharded exact
+"""grood.search: streamed builds equal in-memory builds, sharded exact
 search equals unsharded exact search bit for bit (ties included) and a float64 brute force, recall@k
-and the approximation report, the GPU fallback, faiss's own file format; grood.chunks' readers."""
+and the approximation report, the GPU fallback, faiss's own file format; grood.storage.chunks' readers."""
 
 import numpy as np
 import pytest
 
-from grood import chunks
-from grood.index import IndexSpec, build_from_rows, build_index, kth_distance, read_index, search, write_index
+from grood.storage import chunks
+from grood.search import IndexSpec, build_index, kth_distance, read_index, search, write_index
 from grood.search import exact, quality, sharded
 from grood.search import query as query_mod
 from grood.search import vectors as vectors_mod
@@ -94,7 +94,7 @@ def test_bad_index_parameters_are_named(params, match):
 
 def test_ivf_pq_m_must_divide_the_width():
     with pytest.raises(ValueError, match=r"m=5 .* divide the vector width 32.*\[1, 2, 4, 8, 16, 32\]"):
-        build_from_rows(_clustered(), IndexSpec(kind="ivf_pq", m=5))
+        build_index(_clustered(), IndexSpec(kind="ivf_pq", m=5))
 
 
 def test_training_sample_size():
@@ -116,12 +116,12 @@ def test_build_from_zarr_equals_build_from_memory(tmp_path, kind):
     spec = IndexSpec(kind=kind, nlist=16, nprobe=4, m=8, nbits=6, seed=5)
     z = _zarr(tmp_path, x=x)["x"]
     for m in (None, mask):
-        mem = build_from_rows(x, spec, m, block=256)
-        disk = build_from_rows(z, spec, m, block=256)
+        mem = build_index(x, spec, m, block=256)
+        disk = build_index(z, spec, m, block=256)
         assert _serial(mem) == _serial(disk)
         assert mem.ntotal == (3000 if m is None else int(mask.sum()))
     # the blocks are part of the definition: the default ones, from memory and from Zarr, agree too
-    assert _serial(build_from_rows(x, spec, mask)) == _serial(build_from_rows(z, spec, mask))
+    assert _serial(build_index(x, spec, mask)) == _serial(build_index(z, spec, mask))
 
 
 @pytest.mark.parametrize("row_ids", [False, True])
@@ -136,7 +136,7 @@ def test_flat_index_filled_in_place_equals_faiss_add(row_ids, rows):
         keep = np.arange(a, b) if m is None else a + np.flatnonzero(m[a:b])
         if len(keep) == 0 and not row_ids:
             continue  # an empty unsharded index is refused (test_build_refuses...)
-        ours = build_from_rows(x, IndexSpec(), m, rows=rows, row_ids=row_ids, block=64)
+        ours = build_index(x, IndexSpec(), m, rows=rows, row_ids=row_ids, block=64)
         ref = faiss().IndexFlatL2(16)
         if row_ids:
             ref = faiss().IndexIDMap2(ref)
@@ -152,7 +152,7 @@ def test_flat_index_filled_in_place_equals_faiss_add(row_ids, rows):
 
 def test_seed_changes_the_ivf_quantiser_and_is_reproducible():
     x = _clustered(3000, 32)
-    a, b, c = (build_from_rows(x, IndexSpec(kind="ivf_flat", nlist=16, seed=s)) for s in (1, 1, 2))
+    a, b, c = (build_index(x, IndexSpec(kind="ivf_flat", nlist=16, seed=s)) for s in (1, 1, 2))
     assert _serial(a) == _serial(b) and _serial(a) != _serial(c)
 
 
@@ -164,7 +164,7 @@ def test_flat_streaming_is_bit_equal_to_one_shot_faiss(tmp_path):
     ref.add(x)
     with query_mod.blas_blocks():
         d_ref, i_ref = ref.search(q, 10)
-    idx = build_from_rows(z["x"], IndexSpec(), block=128)
+    idx = build_index(z["x"], IndexSpec(), block=128)
     d, i = search(idx, z["q"], 10, use_gpu=False, batch_size=100)
     assert np.array_equal(d, d_ref) and np.array_equal(i, i_ref)
     assert np.array_equal(kth_distance(idx, z["q"], 10, use_gpu=False, batch_size=64), d_ref[:, 9])
@@ -176,7 +176,7 @@ def test_nan_in_any_row_is_refused_even_when_masked_out():
     mask = np.ones(300, bool)
     mask[5] = False
     with pytest.raises(FloatingPointError, match="training gradients: 1 non-finite"):
-        build_from_rows(x, IndexSpec(), mask, name="training gradients")
+        build_index(x, IndexSpec(), mask, name="training gradients")
 
 
 def test_query_width_mismatch_is_named():
@@ -190,7 +190,7 @@ def test_query_width_mismatch_is_named():
 def test_cosine_is_l2_on_normalised_vectors():
     x, q = _clustered(500, 16), _clustered(40, 16, seed=3)
     normed = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    d, _ = search(build_index(x, metric="cosine"), q, 3, "cosine", use_gpu=False)
+    d, _ = search(build_index(x, IndexSpec(metric="cosine")), q, 3, "cosine", use_gpu=False)
     ref, _ = _brute_force(normed(q), normed(x), 3)
     np.testing.assert_allclose(d, ref, rtol=1e-5, atol=1e-6)
 
@@ -216,7 +216,7 @@ def _tied_problem(n=2000, d=24, seed=0):
 def test_canonical_exact_search_equals_float64_brute_force(metric):
     x, q = _tied_problem()
     k = 5
-    idx = build_from_rows(x, IndexSpec(metric=metric), row_ids=True)
+    idx = build_index(x, IndexSpec(metric=metric), row_ids=True)
     d, i = exact.exact_search(idx, q, k, metric)
     xp, qp = (prepare(a, metric) for a in (x, q))
     ref_d, ref_i = _brute_force(qp, xp, k)
@@ -232,7 +232,7 @@ def test_sharded_search_merges_to_the_unsharded_exact_search(shards, align):
     mask = np.random.default_rng(3).random(len(x)) < 0.9
     mask[[3, 1500, 1501]] = True
     k = 7
-    full = build_from_rows(x, IndexSpec(), mask, row_ids=True)
+    full = build_index(x, IndexSpec(), mask, row_ids=True)
     ref_d, ref_i = exact.exact_search(full, q, k)
     parts = [sharded.search_shard(x, q, k, s, shards, mask=mask, align=align) for s in range(shards)]
     assert sum(p[2]["n_indexed"] for p in parts) == mask.sum()
@@ -246,7 +246,7 @@ def test_sharded_search_merges_to_the_unsharded_exact_search(shards, align):
 
 def test_exact_search_searches_again_when_the_margin_is_too_small():
     x, q = _tied_problem()
-    idx = build_from_rows(x, IndexSpec(), row_ids=True)
+    idx = build_index(x, IndexSpec(), row_ids=True)
     d1, i1 = exact.exact_topk(idx, q, 1, margin=1)  # 31 tied vectors for query 20: needs rounds
     d2, i2 = exact.exact_search(idx, q, 1)
     assert np.array_equal(i1, i2) and np.array_equal(d1, d2) and i1[20, 0] == 3
@@ -259,7 +259,7 @@ def test_shard_files_round_trip_and_refuse_bad_sets(tmp_path):
         paths.append(tmp_path / f"shard{s}.npz")
         sharded.search_shard(x, q, 4, s, 3, out_npz=paths[-1], source="test")
     d, i, meta = sharded.merge_shard_files(paths, tmp_path / "merged.npz")
-    ref_d, ref_i = exact.exact_search(build_from_rows(x, IndexSpec(), row_ids=True), q, 4)
+    ref_d, ref_i = exact.exact_search(build_index(x, IndexSpec(), row_ids=True), q, 4)
     assert np.array_equal(i, ref_i) and np.array_equal(d, ref_d)
     with np.load(tmp_path / "merged.npz", allow_pickle=False) as z:  # no pickles: plain arrays + JSON
         assert np.array_equal(z["ids"], ref_i)
@@ -308,7 +308,7 @@ def test_streamed_exact_search_reads_blocks_and_honours_the_mask(tmp_path):
     mask = np.random.default_rng(8).random(len(x)) < 0.7
     z = _zarr(tmp_path, x=x)["x"]
     d, i = quality.streamed_exact_search(z, q, 6, mask=mask, block=300)
-    ref = exact.exact_search(build_from_rows(x, IndexSpec(), mask, row_ids=True), q, 6)
+    ref = exact.exact_search(build_index(x, IndexSpec(), mask, row_ids=True), q, 6)
     assert np.array_equal(i, ref[1]) and np.array_equal(d, ref[0])
 
 
@@ -316,11 +316,11 @@ def test_approximation_report_exhaustive_ivf_costs_nothing():
     x = _clustered(3000, 16)
     q_id, q_ood = _clustered(300, 16, seed=5), _clustered(300, 16, seed=6) * 1.5
     mask = np.random.default_rng(2).random(3000) < 0.8
-    exhaustive = build_from_rows(x, IndexSpec(kind="ivf_flat", nlist=8, nprobe=8), mask)
+    exhaustive = build_index(x, IndexSpec(kind="ivf_flat", nlist=8, nprobe=8), mask)
     rep = quality.approximation_report(exhaustive, x, q_id, q_ood, k=2, mask=mask, sample=200, use_gpu=False)
     assert rep["recall_at_k"] == 1.0 and abs(rep["auroc_change_points"]) < 1e-9
     assert rep["n_id_queries"] == rep["n_ood_queries"] == 200 and 0.5 < rep["auroc_exact"] <= 1.0
-    one_probe = build_from_rows(x, IndexSpec(kind="ivf_flat", nlist=64, nprobe=1), mask)
+    one_probe = build_index(x, IndexSpec(kind="ivf_flat", nlist=64, nprobe=1), mask)
     rep1 = quality.approximation_report(one_probe, x, q_id, q_ood, k=2, mask=mask, sample=200, use_gpu=False)
     assert rep1["recall_at_k"] < 1.0 and rep1["auroc_exact"] == rep["auroc_exact"]
 
@@ -377,7 +377,7 @@ def test_gpu_asked_without_a_gpu_build_is_an_error():
 
 def test_write_and_read_index_round_trip(tmp_path):
     x = _clustered(2000, 16)
-    idx = build_from_rows(x, IndexSpec(kind="ivf_pq", nlist=8, m=4, nbits=6))
+    idx = build_index(x, IndexSpec(kind="ivf_pq", nlist=8, m=4, nbits=6))
     write_index(idx, tmp_path / "a.faiss")
     for mmap in (False, True):
         again = read_index(tmp_path / "a.faiss", mmap=mmap)
@@ -393,10 +393,10 @@ def test_write_and_read_index_round_trip(tmp_path):
 def test_every_index_kind_round_trips_through_its_bytes_and_others_are_refused(kind):
     """The detectors store their index as faiss's own bytes; every kind grood builds reads back and
     searches alike, while bytes of another faiss type (or not bytes at all) are refused by name."""
-    from grood.index import deserialize, serialize
+    from grood.search import deserialize, serialize
 
     x = np.random.default_rng(4).standard_normal((4000, 16)).astype(np.float32)
-    index = build_index(x, kind, nlist=8, nprobe=3, m=4, nbits=6)
+    index = build_index(x, IndexSpec(kind=kind, nlist=8, nprobe=3, m=4, nbits=6))
     blob = serialize(index)
     back = deserialize(blob)
     assert type(back) is type(index) and back.ntotal == index.ntotal
@@ -412,10 +412,10 @@ def test_every_index_kind_round_trips_through_its_bytes_and_others_are_refused(k
 
 
 def test_mmap_threshold_is_fixed_on_glibc():
-    """The flat build fixes glibc's mmap threshold (grood.memory) so block buffers never settle in the heap."""
+    """The flat build fixes glibc's mmap threshold (grood.search.memory) so block buffers never settle in the heap."""
     import platform
 
-    from grood import memory
+    from grood.search import memory
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")

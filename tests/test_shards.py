@@ -11,7 +11,7 @@ import yaml
 import zarr
 
 from conftest import RAW_CACHE, REPO, snakemake
-from grood.shards import merge_npz_rows, merge_zarr, row_ranges, shard_rows
+from grood.storage.shards import merge_npz_rows, merge_zarr, row_ranges, shard_rows
 
 # ------------------------------------------------------------------------------------- row ranges
 
@@ -60,10 +60,10 @@ def lenet_files(tmp_path_factory):
     """A small random lenet checkpoint and a 203-image uint8 dataset (test split, labels 0..9)."""
     import torch
 
-    from grood.models import cnn_bn_gap
-    from grood.preprocess import InputSpec
+    from grood.net.models import cnn_bn_gap
+    from grood.net.preprocess import InputSpec
     from grood.storage import save_npz
-    from grood.training import TrainConfig, TrainResult, save_checkpoint
+    from grood.net.training import TrainConfig, TrainResult, save_checkpoint
 
     d = tmp_path_factory.mktemp("shards")
     torch.manual_seed(0)
@@ -123,7 +123,7 @@ def test_rows_param_and_unaligned_batches_caveat(lenet_files, tmp_path):
     why shards align to the batch size (a one-image batch differs from the same image in a batch)."""
     import torch
 
-    from grood.training import load_checkpoint
+    from grood.net.training import load_checkpoint
 
     d = lenet_files
     _features(d, tmp_path / "whole.zarr")
@@ -140,7 +140,7 @@ def test_rows_param_and_unaligned_batches_caveat(lenet_files, tmp_path):
 
 
 def test_merge_scores(tmp_path):
-    from grood.shards import shard_attrs
+    from grood.storage.shards import shard_attrs
     from grood.storage import save_npz
 
     scores = np.random.default_rng(1).standard_normal(50)

@@ -82,7 +82,7 @@ def test_replacing_a_store_never_leaves_a_partial_one_under_the_real_name(tmp_pa
     """Overwriting a directory store moves the old one aside in one rename; a crash while the old
     version is being deleted (simulated: rmtree dies after removing one file) still leaves the
     complete new store under the real name, never a half-deleted one."""
-    import grood.storage as storage
+    import grood.storage.files as storage
 
     target = tmp_path / "s.zarr"
     write_zarr(target, {"x": np.arange(40.0), "y": np.arange(40)}, chunk_rows=4)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from sklearn.covariance import EmpiricalCovariance
 
-from grood import chunks
+from grood.storage import chunks
 from grood.detectors import make_detector
-from grood.gradients import grood_gradients, ncp_softmax
+from grood.method.gradients import grood_gradients, ncp_softmax
 from grood.storage import read_zarr, write_zarr
 
 C, D = 6, 16
@@ -105,8 +105,8 @@ def test_rows_that_do_not_match_are_named(parts):
 
 
 def test_streamed_gradient_store_equals_the_whole_array_way(tmp_path, parts):
-    from grood.bench_scale import gradients_in_memory
-    from grood.gradient_store import write_gradient_store
+    from benchmarks.bench_scale import gradients_in_memory
+    from grood.method.gradient_store import write_gradient_store
 
     rng = np.random.default_rng(1)
     P, p_ood = rng.uniform(0, 3, size=(C, D)), rng.uniform(0, 1, D)
@@ -126,7 +126,7 @@ def test_streamed_gradient_store_equals_the_whole_array_way(tmp_path, parts):
 
 
 def test_gradient_store_names_a_missing_store(tmp_path):
-    from grood.gradient_store import write_gradient_store
+    from grood.method.gradient_store import write_gradient_store
 
     with pytest.raises(FileNotFoundError, match="nope.zarr"):
         write_gradient_store(tmp_path / "nope.zarr", np.zeros((2, 3)), np.zeros(3), tmp_path / "g.zarr")

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from grood.preprocess import InputSpec
-from grood.training import AUGMENTATIONS, SCHEDULERS, TrainConfig, augment_batch, make_scheduler
+from grood.net.preprocess import InputSpec
+from grood.net.training import AUGMENTATIONS, SCHEDULERS, TrainConfig, augment_batch, make_scheduler
 
 SPEC = InputSpec(3, 8, (0.2, 0.4, 0.6), (0.5, 0.25, 0.2))
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grood.metrics import METRICS, ood_metrics
+from grood.evaluation.metrics import METRICS, ood_metrics
 from grood.storage import read_zarr
 
 pytestmark = pytest.mark.slow

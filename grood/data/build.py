@@ -36,7 +36,10 @@ def build_dataset(source: str, params: dict | None, raw_dir: Path) -> dict:
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    out = spec.build(p, raw_dir)
+    if spec.derived:  # e.g. scrambled_train: the base source's arrays first
+        out = spec.build(p, raw_dir, base=build_dataset(p["base"], p["base_params"], raw_dir))
+    else:
+        out = spec.build(p, raw_dir)
     upstream_counts = {s: int(len(out[f"y_{s}"])) for s in ("train", "test") if f"y_{s}" in out}
 
     splits = [s for s in ("train", "test") if f"x_{s}" in out]

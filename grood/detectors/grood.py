@@ -1,6 +1,6 @@
 """GROOD (ElAraby et al., TMLR 2025): k-NN distance in the NCP-loss gradient space.
 
-The gradients themselves come from :mod:`grood.gradients` (a pipeline stage); this detector indexes
+The gradients themselves come from :mod:`grood.method.gradients` (a pipeline stage); this detector indexes
 the gradients of the *correctly classified* ID training samples with faiss and scores a sample by
 minus the squared L2 distance to its k-th nearest training gradient.
 """
@@ -11,18 +11,18 @@ import logging
 
 import numpy as np
 
-from grood import index as faiss_index
-from grood.chunks import check_rows, iter_blocks
+from grood import search as faiss_index
+from grood.storage.chunks import check_rows, iter_blocks
 from grood.detectors.base import Detector, IndexedDetector
 from grood.search.spec import IndexParamError
-from grood.vocab import check_gradient_space, gradient_space
+from grood.method.vocab import check_gradient_space, gradient_space
 
 log = logging.getLogger(__name__)
 
 
 class GradientStoreDetector(Detector):
     """A detector over a gradient store: ``prototype`` / ``wrt`` / ``temperature`` choose which one
-    (:func:`grood.vocab.gradient_space`) the pipeline feeds in."""
+    (:func:`grood.method.vocab.gradient_space`) the pipeline feeds in."""
 
     def __init__(self, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0):
         check_gradient_space(prototype, wrt, temperature)
@@ -74,7 +74,7 @@ class GROOD(GradientStoreDetector, IndexedDetector):
         self.n_indexed_ = int(correct.sum())
         if not with_index:
             return self
-        self.index_ = faiss_index.build_from_rows(gradients, self.index_spec, correct,
+        self.index_ = faiss_index.build_index(gradients, self.index_spec, correct,
                                                   name="GROOD training gradients")
         log.info("GROOD index: %d of %d training gradients (correctly classified)",
                  self.n_indexed_, len(correct))

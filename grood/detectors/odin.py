@@ -38,8 +38,8 @@ def odin_scores(model: "torch.nn.Module", images_uint8: np.ndarray, spec, device
     """ODIN scores of uint8 images (float64), through ``spec``'s preprocessing, batched on ``device``."""
     import torch
 
-    from grood.device import fp32_forward
-    from grood.forward import batches
+    from grood.net.device import fp32_forward
+    from grood.net.forward import batches
 
     model.eval()
     device = torch.device(device)

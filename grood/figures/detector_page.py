@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from grood.figures.style import ID_COLOUR, OOD_COLOUR, save_figure, series_style, styled
-from grood.metrics import auroc, fpr_at_tpr, roc_points, threshold_at_tpr
+from grood.evaluation.metrics import auroc, fpr_at_tpr, roc_points, threshold_at_tpr
 
 LOG_GAIN = 2.0  # a log axis must spread the ID scores this many times wider than the linear one
 

@@ -30,7 +30,7 @@ def _pca(train: np.ndarray):
 
 def prototype_gradients(P: np.ndarray, p_ood: np.ndarray, wrt: str = "ood", temperature: float = 1.0):
     """``g`` of the class prototypes (each with its own class as pseudo-label) and of ``p_ood`` (0)."""
-    from grood.gradients import grood_gradients
+    from grood.method.gradients import grood_gradients
 
     P = np.asarray(P, dtype=np.float64)
     points = np.vstack([P, p_ood[None]])

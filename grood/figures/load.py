@@ -1,7 +1,7 @@
 """Small readers from a finished run's directory to the plain arrays and tables the figures take.
 
 The figure functions never look at paths; these helpers are the only place that knows the layout
-(through :mod:`grood.run`), so the evaluate stage can call the figures with what it already holds.
+(through :mod:`grood.run.finished`), so the evaluate stage can call the figures with what it already holds.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grood.run import BenchRun, RunError, SeedRun
+from grood.run.finished import BenchRun, RunError, SeedRun
 from grood.storage import load_npz
 
 
@@ -106,8 +106,8 @@ def mixup_inputs_from(model_pt, mixup_npz, data_npz, n: int = 4, seed: int = 0) 
     """What :func:`grood.figures.mixup.mixup_figure` needs: ``n`` ID training images of distinct
     classes (fixed ``seed``), the network, its input spec and classes, and the mix-up prototypes
     with λ and layer."""
-    from grood.preprocess import InputSpec
-    from grood.training import load_checkpoint
+    from grood.net.preprocess import InputSpec
+    from grood.net.training import load_checkpoint
 
     protos, meta = load_npz(mixup_npz, ["Q"])
     if "Q" not in protos:

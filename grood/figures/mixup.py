@@ -16,16 +16,16 @@ from grood.figures.style import CMAP, save_figure, styled
 
 def mixup_examples(model, images: np.ndarray, early_prototypes: np.ndarray, layer: str, lam: float,
                    spec, device="cpu") -> dict[str, np.ndarray]:
-    """The arrays the figure draws, computed exactly as the mix-up does (grood.prototypes):
+    """The arrays the figure draws, computed exactly as the mix-up does (grood.method.prototypes):
     ``early`` e_l(x), ``runner_up`` c2 (second-largest logit), ``predicted``, ``mixed``."""
     import torch
 
-    from grood.device import fp32_forward
-    from grood.preprocess import to_tensor
-    from grood.prototypes import runner_up
+    from grood.net.device import fp32_forward
+    from grood.net.preprocess import to_tensor
+    from grood.method.prototypes import runner_up
 
     if isinstance(images, (list, tuple)):  # a file list's images (sizes differ): as its loader does
-        from grood.preprocess import image_to_tensor
+        from grood.net.preprocess import image_to_tensor
 
         x = torch.stack([image_to_tensor(np.asarray(img), spec, f"image {i}") for i, img in enumerate(images)])
     else:

@@ -7,9 +7,9 @@ vector (4·D bytes each), for ``ivf_pq`` ``m`` bytes each (plus an 8-byte id).  
 sized once and filled in place (:func:`fill_flat`): faiss's ``add`` grows its storage by
 reallocation, so the last adds briefly held the old and the new buffer (measured: +55% peak RSS
 beyond the index at 500k × 512); it is filled 16 MB at a time with glibc's mmap threshold fixed
-(:mod:`grood.memory`).
+(:mod:`grood.search.memory`).
 
-Blocks depend only on the vector width (:func:`grood.chunks.block_rows`), so building from memory
+Blocks depend only on the vector width (:func:`grood.storage.chunks.block_rows`), so building from memory
 and from any Zarr store of the same rows gives the same index, bit for bit.
 """
 
@@ -19,15 +19,15 @@ import logging
 
 import numpy as np
 
-from grood.chunks import block_rows, check_rows, iter_blocks, row_width, seeded_sample, take_rows
-from grood.memory import fixed_mmap_threshold
+from grood.storage.chunks import block_rows, check_rows, iter_blocks, row_width, seeded_sample, take_rows
+from grood.search.memory import fixed_mmap_threshold
 from grood.search.spec import POINTS_PER_CENTROID, IndexSpec
 from grood.search.vectors import faiss, prepare
 
 log = logging.getLogger(__name__)
 
 #: bytes per block when filling a flat index: its bytes do not depend on the blocks, and smaller
-#: blocks keep the transient beside the index small (measured, grood.memory)
+#: blocks keep the transient beside the index small (measured, grood.search.memory)
 FILL_BYTES = 16 << 20
 
 

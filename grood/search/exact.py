@@ -27,8 +27,8 @@ import logging
 
 import numpy as np
 
-from grood.chunks import iter_blocks, row_width
-from grood.search.vectors import faiss, prepare
+from grood.storage.chunks import iter_blocks, row_width
+from grood.search.vectors import blas_blocks, faiss, prepare
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,6 @@ def largest_norm(x: np.ndarray) -> float:
 
 def index_search(index, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     """faiss's own top-``kk`` (float32 distances, the index's ids), with our GEMM blocks."""
-    from grood.search.query import blas_blocks
-
     with blas_blocks():
         return index.search(q, kk)
 

@@ -2,7 +2,7 @@
 
 faiss's CPU IVF-Flat search takes one query at a time and compares it with each vector of its
 ``nprobe`` cells (``fvec_L2sqr`` per pair): every visited vector is read from memory once per query,
-so the search is bound by memory traffic, not arithmetic.  Measured (``python -m grood.bench`` case
+so the search is bound by memory traffic, not arithmetic.  Measured (``python -m benchmarks.bench`` case
 8, 1M × 512, nprobe=32 of 1,024 cells): it visits ≈ 3% of the vectors yet ran only 2–3× faster
 than the exact search, a blocked GEMM that reuses each vector across thousands of queries.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grood.chunks import block_rows, row_width, seeded_sample, take_rows
+from grood.storage.chunks import block_rows, row_width, seeded_sample, take_rows
 from grood.search.build import build_index, selected_rows
 from grood.search.exact import PAD_ID, exact_search, merge_topk
 from grood.search.query import search
@@ -60,7 +60,7 @@ def streamed_exact_search(vectors, queries: np.ndarray, k: int, metric: str = "l
 def auroc_change(exact_id: np.ndarray, exact_ood: np.ndarray, approx_id: np.ndarray,
                  approx_ood: np.ndarray) -> dict:
     """AUROC of exact and approximate ID scores (higher = ID) and the change, in AUROC points."""
-    from grood.metrics import auroc
+    from grood.evaluation.metrics import auroc
 
     exact, approx = auroc(exact_id, exact_ood), auroc(approx_id, approx_ood)
     return {"auroc_exact": exact, "auroc_approx": approx, "auroc_change_points": 100.0 * (approx - exact)}

@@ -5,7 +5,7 @@ prepared and searched at a time, so scoring a 50k-image OOD set never holds its 
 
 Exact search on the CPU is a float32 GEMM (queries × vectorsᵀ) in blocks plus a top-k pass over
 each block.  faiss's default blocks (4096 queries × 1024 vectors) make the GEMM narrow and the
-top-k bookkeeping frequent; :func:`blas_blocks` widens them (measured by ``python -m grood.bench``
+top-k bookkeeping frequent; :func:`blas_blocks` widens them (measured by ``python -m benchmarks.bench``
 case 9 against the machine's own GEMM on the same shapes).
 
 IVF-Flat search on the CPU runs cell by cell as GEMMs (:mod:`grood.search.ivf_blocked`): faiss's
@@ -15,22 +15,18 @@ than exact search at 1M × 512 while visiting 3% of the vectors.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import numpy as np
 
-from grood.chunks import iter_blocks, row_width
+from grood.storage.chunks import iter_blocks, row_width
 from grood.search.ivf_blocked import is_ivf_flat, search_ivf_flat
-from grood.search.vectors import faiss, gpu_available, prepare
+from grood.search.vectors import blas_blocks, faiss, gpu_available, prepare, search_threads
 
 log = logging.getLogger(__name__)
 
 #: query rows per faiss call: large enough for BLAS to run at full speed, small enough for memory
 QUERY_BATCH = 16384
-
-#: faiss's BLAS blocks for exact search: query rows × vector rows per GEMM (faiss: 4096 × 1024)
-BLAS_QUERY_ROWS, BLAS_VECTOR_ROWS = 2048, 8192
 
 _GPU_RESOURCES = []  # one StandardGpuResources per process (it owns scratch memory); created lazily
 
@@ -68,23 +64,6 @@ def on_device(index, use_gpu: bool | str = "auto"):
         return index
     log.info("searching on the GPU")
     return gpu
-
-
-@contextlib.contextmanager
-def blas_blocks(query_rows: int = BLAS_QUERY_ROWS, vector_rows: int = BLAS_VECTOR_ROWS):
-    """Run faiss's exact CPU searches with GEMM blocks of ``query_rows × vector_rows`` (restored after).
-
-    Why: with d=512 and k=50 on 2 cores, faiss's 4096 × 1024 blocks reached 67–74% of the
-    machine's GEMM, 2048 × 8192 blocks 80–86% (see the README's bench table).  The block buffer
-    is ``query_rows · vector_rows`` floats (64 MB here).
-    """
-    cv = faiss().cvar
-    old = cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs
-    cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = int(query_rows), int(vector_rows)
-    try:
-        yield
-    finally:
-        cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = old
 
 
 def _check(index, queries, k: int) -> int:
@@ -137,18 +116,5 @@ def kth_distance(index, queries, k: int, metric: str = "l2", use_gpu: bool | str
     return out
 
 
-__all__ = ["QUERY_BATCH", "blas_blocks", "wants_gpu", "on_device", "searcher_of", "search", "kth_distance"]
+__all__ = ["QUERY_BATCH", "blas_blocks", "search_threads", "wants_gpu", "on_device", "searcher_of", "search", "kth_distance"]
 
-
-@contextlib.contextmanager
-def search_threads(n: int):
-    """Run faiss with ``n`` OpenMP threads inside the block. A flat L2 search sums in an order that
-    depends on the thread count, so distances differ in their last float32 bit across counts; the
-    pipeline's score jobs run one thread (``threads: 1``), and reproducing them needs the same."""
-    fs = faiss()
-    before = fs.omp_get_max_threads()
-    fs.omp_set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        fs.omp_set_num_threads(before)

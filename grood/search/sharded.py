@@ -1,6 +1,6 @@
 """Search an index too large for one machine in row shards (separate jobs) and merge them exactly.
 
-Shard ``i`` of ``S`` indexes rows ``grood.shards.row_ranges(N, S, align)[i]`` of the vector store
+Shard ``i`` of ``S`` indexes rows ``grood.storage.shards.row_ranges(N, S, align)[i]`` of the vector store
 (with the same ``mask`` as the whole index, e.g. GROOD's correctly classified rows), searches every
 query and writes its top-k — distances and **global row ids** — to an ``.npz`` with the shard's
 metadata.  :func:`merge_shard_files` checks that the shards tile the rows and merges them with
@@ -17,12 +17,12 @@ import os
 
 import numpy as np
 
-from grood.chunks import row_width
+from grood.storage.chunks import row_width
 from grood.search.build import build_index
 from grood.search.exact import PAD_ID, exact_search, merge_topk
 from grood.search.query import search
 from grood.search.spec import IndexSpec
-from grood.shards import check_cover, shard_attrs, shard_rows
+from grood.storage.shards import check_cover, shard_attrs, shard_rows
 from grood.storage import load_npz, provenance, save_npz
 
 log = logging.getLogger(__name__)

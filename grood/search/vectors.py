@@ -1,10 +1,16 @@
-"""What every index operation does to a block of vectors first, and the faiss import."""
+"""What every index operation does to a block of vectors first, the faiss import, and faiss's process
+settings that results depend on (its GEMM blocks and thread count)."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
 from grood.search.spec import METRICS
+
+#: faiss's BLAS blocks for exact search: query rows × vector rows per GEMM (faiss: 4096 × 1024)
+BLAS_QUERY_ROWS, BLAS_VECTOR_ROWS = 2048, 8192
 
 
 def faiss():
@@ -36,4 +42,35 @@ def gpu_available() -> bool:
     return hasattr(fs, "StandardGpuResources") and fs.get_num_gpus() > 0
 
 
-__all__ = ["faiss", "prepare", "gpu_available"]
+@contextlib.contextmanager
+def blas_blocks(query_rows: int = BLAS_QUERY_ROWS, vector_rows: int = BLAS_VECTOR_ROWS):
+    """Run faiss's exact CPU searches with GEMM blocks of ``query_rows × vector_rows`` (restored after).
+
+    Why: with d=512 and k=50 on 2 cores, faiss's 4096 × 1024 blocks reached 67–74% of the
+    machine's GEMM, 2048 × 8192 blocks 80–86% (see the README's bench table).  The block buffer
+    is ``query_rows · vector_rows`` floats (64 MB here).
+    """
+    cv = faiss().cvar
+    old = cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs
+    cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = int(query_rows), int(vector_rows)
+    try:
+        yield
+    finally:
+        cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = old
+
+
+@contextlib.contextmanager
+def search_threads(n: int):
+    """Run faiss with ``n`` OpenMP threads inside the block. A flat L2 search sums in an order that
+    depends on the thread count, so distances differ in their last float32 bit across counts; the
+    pipeline's score jobs run one thread (``threads: 1``), and reproducing them needs the same."""
+    fs = faiss()
+    before = fs.omp_get_max_threads()
+    fs.omp_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        fs.omp_set_num_threads(before)
+
+
+__all__ = ["faiss", "prepare", "gpu_available", "blas_blocks", "search_threads"]

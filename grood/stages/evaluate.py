@@ -15,7 +15,7 @@ log = logging.getLogger("grood")
 def nearest_prototype_accuracy(test_features_zarr, prototypes_npz) -> float:
     """GROOD's own ID prediction (methods.md §1.5): the nearest class prototype ``argmin_c ‖h − P_c‖``,
     scored against the labels of the ID test set (labels outside the model's classes are skipped)."""
-    from grood.prototypes import nearest_prototype
+    from grood.method.prototypes import nearest_prototype
     from grood.storage import load_npz, read_zarr
 
     arrays, _ = read_zarr(test_features_zarr, ["features", "labels"])
@@ -62,7 +62,7 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
     """
     import json
 
-    from grood import results
+    from grood.evaluation import tables
     from grood.detectors.base import check_finite
 
     acc = {int(seed): json.loads(Path(p).read_text())["test_accuracy"] for seed, p in train_summaries.items()}
@@ -70,11 +70,11 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
     by_key: dict[tuple[int, str], dict[str, np.ndarray]] = {}
     for s in scores:
         by_key.setdefault((int(s["seed"]), s["detector"]), {})[s["part"]] = check_finite(s["path"], np.load(s["path"]))
-    sets = [results.ScoreSet(seed, det, parts.pop("test"), {o: parts[o] for o in groups})
+    sets = [tables.ScoreSet(seed, det, parts.pop("test"), {o: parts[o] for o in groups})
             for (seed, det), parts in by_key.items()]
     detectors = list(dict.fromkeys(s.detector for s in sets))
-    long = results.metrics_long(sets, groups, acc, flags)
-    summ = results.summary(long, order=detectors)
+    long = tables.metrics_long(sets, groups, acc, flags)
+    summ = tables.summary(long, order=detectors)
     oods = list(groups)
     with atomic_path(outputs["metrics_csv"]) as tmp:
         long.to_csv(tmp, index=False, float_format="%.6f")
@@ -97,11 +97,11 @@ def evaluate_stage(bench: str, scores: list[dict], train_summaries: dict[int, st
     tex = []
     for metric, label in (("auroc", "AUROC ↑"), ("fpr95_id", "FPR95 ↓"), ("aupr_in", "AUPR-In ↑"),
                           ("aupr_out", "AUPR-Out ↑")):
-        table = results.openood_table(summ, oods, metric)
+        table = tables.openood_table(summ, oods, metric)
         md.append(f"\n## {label}\n\n{table.to_markdown()}\n")
         tex.append(f"% {label}\n" + table.to_latex(escape=True) + "\n")
     md.append(f"\n## AUROC per seed (near / far means)\n\n"
-              f"{results.per_seed_table(long, 'auroc', detectors).to_markdown()}\n")
+              f"{tables.per_seed_table(long, 'auroc', detectors).to_markdown()}\n")
     if index_quality:
         iq = index_quality_table(index_quality)
         with atomic_path(outputs["index_quality_csv"]) as tmp:

@@ -20,18 +20,18 @@ def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_
     """Penultimate features, logits and (for ID sets) class labels of one dataset split, to Zarr.
 
     ``rows=(start, stop)`` writes only those rows; ``shard=(i, N)`` writes shard ``i`` of ``N``
-    (rows from the split's length, aligned to ``batch_size`` — :func:`grood.shards.row_ranges` —
-    so the shard runs exactly the unsharded run's batches and :func:`grood.shards.merge_zarr` of
+    (rows from the split's length, aligned to ``batch_size`` — :func:`grood.storage.shards.row_ranges` —
+    so the shard runs exactly the unsharded run's batches and :func:`grood.storage.shards.merge_zarr` of
     all N shards is byte-identical to the unsharded store).  Either is recorded in the attrs.
     A file-list dataset is decoded batch by batch by ``workers`` processes, so no part is ever in
     memory whole: each batch goes to the Zarr store as it comes.
     """
     import torch
 
-    from grood.device import select_device, set_threads
-    from grood.forward import encode_known_labels, forward_batches
-    from grood.preprocess import InputSpec
-    from grood.training import load_checkpoint
+    from grood.net.device import select_device, set_threads
+    from grood.net.forward import encode_known_labels, forward_batches
+    from grood.net.preprocess import InputSpec
+    from grood.net.training import load_checkpoint
 
     set_threads(threads)
     dev = select_device(device)
@@ -59,7 +59,7 @@ def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_
 
 def _select_rows(n: int, rows, shard, align: int, attrs: dict) -> tuple[int, int]:
     """The row range a stage works on (all rows, ``rows`` or ``shard=(i, N)``); records it in ``attrs``."""
-    from grood.shards import shard_attrs, shard_rows
+    from grood.storage.shards import shard_attrs, shard_rows
 
     if rows is not None and shard is not None:
         raise ValueError("pass rows=(start, stop) or shard=(i, N), not both")

@@ -3,7 +3,7 @@ very store the unsharded `features` rule writes, byte for byte."""
 
 from __future__ import annotations
 
-from grood.shards import merge_zarr
+from grood.storage.shards import merge_zarr
 
 
 def features_gather_stage(shard_stores: list, out_zarr, chunk_rows: int) -> None:

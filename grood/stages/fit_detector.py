@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from grood.chunks import open_arrays
+from grood.storage.chunks import open_arrays
 
 log = logging.getLogger("grood")
 

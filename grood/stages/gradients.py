@@ -1,9 +1,9 @@
 """Stage `gradients`: GROOD's closed-form gradients of one split, to Zarr, streamed batch by batch
-(:mod:`grood.gradient_store`), so the job's memory does not grow with the split."""
+(:mod:`grood.method.gradient_store`), so the job's memory does not grow with the split."""
 
 from __future__ import annotations
 
-from grood.gradient_store import write_gradient_store
+from grood.method.gradient_store import write_gradient_store
 from grood.storage import load_npz, provenance, sha256_file
 
 

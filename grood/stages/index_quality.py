@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from grood.chunks import open_arrays
+from grood.storage.chunks import open_arrays
 from grood.detectors.store import load_detector
 from grood.storage import provenance, save_json
 

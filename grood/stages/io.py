@@ -35,7 +35,7 @@ def load_split(data_npz: str | Path, split: str, workers: int = 0):
 
     The images are a uint8 array, or for a file-list dataset (``store: files``) an
     :class:`~grood.data.filelist.ImageFiles` that the forward pass decodes batch by batch with
-    ``workers`` parallel processes (:mod:`grood.loader`); both slice and index alike.
+    ``workers`` parallel processes (:mod:`grood.net.loader`); both slice and index alike.
     """
     from grood.data.filelist import file_list_split
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from grood.stages.io import load_split
 from grood.storage import provenance, save_npz, sha256_file
-from grood.vocab import OOD_DATA_SOURCES, PROTOTYPE_SOURCES
+from grood.method.vocab import OOD_DATA_SOURCES, PROTOTYPE_SOURCES
 
 log = logging.getLogger("grood")
 
@@ -21,11 +21,11 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
     (``workers`` decode a file-list dataset's images in parallel)."""
     import zarr
 
-    from grood import prototypes as pr
-    from grood.device import select_device, set_threads
-    from grood.forward import forward_batches
-    from grood.preprocess import InputSpec
-    from grood.training import load_checkpoint
+    from grood.method import prototypes as pr
+    from grood.net.device import select_device, set_threads
+    from grood.net.forward import forward_batches
+    from grood.net.preprocess import InputSpec
+    from grood.net.training import load_checkpoint
 
     if source not in PROTOTYPE_SOURCES:
         raise ValueError(f"unknown OOD-prototype source {source!r}; choose one of {list(PROTOTYPE_SOURCES)}")

@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 
-from grood.chunks import open_arrays
+from grood.storage.chunks import open_arrays
 from grood.stages.io import load_split, stored_rows
 from grood.storage import atomic_path, provenance, save_npz
 
@@ -27,14 +27,14 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
     images (``split`` of ``data_npz``; a file list is decoded by ``workers`` processes).
     ``rows=(start, stop)`` scores only those rows, to ``.npy``.
     ``shard=(i, N)`` scores shard ``i`` of ``N`` to ``.npz`` (``scores`` + shard meta) for
-    :func:`grood.shards.merge_npz_rows`: rows aligned to ``align`` (the feature batch size, so
+    :func:`grood.storage.shards.merge_npz_rows`: rows aligned to ``align`` (the feature batch size, so
     shards read whole chunks) or, for a detector that runs the network, to its own batch size, so
     the shard runs the very batches of the unsharded run.
     ``index_shards``: the part's `search_index_shard` results (in shard order) for a detector fitted
     with ``shards.index`` > 1 — merged exactly (:func:`grood.search.sharded.merge_shard_files`), the
     k-th distances become scores by the detector's own ``score_from_kth_distance``.
     """
-    from grood.shards import shard_attrs, shard_rows
+    from grood.storage.shards import shard_attrs, shard_rows
 
     if rows is not None and shard is not None:
         raise ValueError("pass rows=(start, stop) or shard=(i, N), not both")
@@ -88,9 +88,9 @@ def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pic
     # lazy (a window of rows of each Zarr array): streaming detectors read it block by block
     arrays = open_arrays(stores, det.requires, (start, stop)) if det.requires else {}
     if det.needs_network:
-        from grood.device import select_device, set_threads
-        from grood.preprocess import InputSpec
-        from grood.training import load_checkpoint
+        from grood.net.device import select_device, set_threads
+        from grood.net.preprocess import InputSpec
+        from grood.net.training import load_checkpoint
 
         set_threads(threads)
         dev = select_device(device)
@@ -134,6 +134,6 @@ def _faiss_threads(det, threads):
 
     if not det.state_indexes:
         return contextlib.nullcontext()
-    from grood.index import search_threads
+    from grood.search import search_threads
 
     return search_threads(threads or 1)

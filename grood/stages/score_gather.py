@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from grood.shards import merge_npz_rows
+from grood.storage.shards import merge_npz_rows
 
 log = logging.getLogger("grood")
 

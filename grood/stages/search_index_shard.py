@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from grood.chunks import open_arrays
+from grood.storage.chunks import open_arrays
 
 log = logging.getLogger("grood")
 
@@ -20,7 +20,7 @@ def search_index_shard_stage(detector_npz, train_stores: list, query_stores: lis
     Shards start on the training store's chunk rows, so each reads whole chunks.  Returns the meta."""
     from grood.detectors import IndexedDetector
     from grood.detectors.store import load_detector
-    from grood.index import search_threads
+    from grood.search import search_threads
     from grood.search.sharded import search_shard
 
     det = load_detector(detector_npz)

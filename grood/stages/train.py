@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from grood.model_source import model_source
+from grood.net.source import model_source
 from grood.stages.io import dataset_meta, load_split
 from grood.storage import config_hash, provenance, save_json, sha256_file
 
@@ -32,7 +32,7 @@ def load_aux(aux_npzs: list) -> "tuple[np.ndarray | None, list[int]]":
 
 def load_init(init_model: list, y_train, data_npz) -> "dict | None":
     """``train.init``'s checkpoint as a state dict; its classes must be the ID set's."""
-    from grood.training import encode_labels, load_checkpoint
+    from grood.net.training import encode_labels, load_checkpoint
 
     if not init_model:
         return None
@@ -54,9 +54,9 @@ def train_stage(data_npz, model_out, summary_out, train_cfg: dict, seed: int, de
     ``workers`` decode a file-list dataset's images in parallel."""
     import torch
 
-    from grood.device import select_device, set_threads
-    from grood.forward import encode_known_labels, forward_batches
-    from grood.training import TrainConfig, save_checkpoint, train
+    from grood.net.device import select_device, set_threads
+    from grood.net.forward import encode_known_labels, forward_batches
+    from grood.net.training import TrainConfig, save_checkpoint, train
 
     source = model_source(train_cfg)
     if not source.trains:
@@ -105,8 +105,8 @@ def adopt_stage(data_npz, model_out, summary_out, train_cfg: dict, device: str =
     classes, its test accuracy measured, saved as model.pt + train.json like a trained one."""
     import torch
 
-    from grood.device import select_device, set_threads
-    from grood.pretrained import adopt, save_adopted
+    from grood.net.device import select_device, set_threads
+    from grood.net.pretrained import adopt, save_adopted
 
     set_threads(threads)
     dev = select_device(device)
@@ -161,7 +161,7 @@ def check_classes(data_npz, num_classes: int, origin: dict) -> None:
 def test_accuracy(model, images, labels, classes: list[int], spec, dev, batch_size: int = 256) -> tuple[float, int]:
     """(accuracy, rows counted) of ``model`` on labelled ``images``, batch by batch (never all
     logits at once); labels outside ``classes`` are not counted."""
-    from grood.forward import encode_known_labels, forward_batches
+    from grood.net.forward import encode_known_labels, forward_batches
 
     y = encode_known_labels(labels, classes)
     correct = counted = 0

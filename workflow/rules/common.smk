@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 import grood.config
 from grood.codeversion import code_digest
-from grood.vocab import GRADIENT_STORE_ARRAYS, OOD_DATA_SOURCES, PROTOTYPE_KEYS, PROTOTYPE_SOURCES
+from grood.method.vocab import GRADIENT_STORE_ARRAYS, OOD_DATA_SOURCES, PROTOTYPE_KEYS, PROTOTYPE_SOURCES
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -94,7 +94,7 @@ def init_model(wc):
 
 def train_weights_input(wc):
     """A benchmark's own checkpoint file (train.checkpoint) as an input: new weights re-run train."""
-    from grood.model_source import model_source
+    from grood.net.source import model_source
 
     source = model_source(BENCH[wc.bench]["train"])
     return [source.checkpoint] if source.checkpoint else []
@@ -112,7 +112,7 @@ def benchmark_roles():
                       for b, spec in BENCH.items()})
 
 
-#: gradient store name (grood.vocab.gradient_space) → the values that build it, for every
+#: gradient store name (grood.method.vocab.gradient_space) → the values that build it, for every
 #: gradient detector: the gradients rule looks its params up here, never parses the name
 GRADIENT_SPACES = {
     det.gradient_space: {"source": det.prototype, "wrt": det.wrt, "temperature": det.temperature}
@@ -194,7 +194,7 @@ def part_split(part):
 
 
 def gradient_space(detector):
-    """Where a gradient detector's gradients live (grood.vocab.gradient_space)."""
+    """Where a gradient detector's gradients live (grood.method.vocab.gradient_space)."""
     return detector_object(detector).gradient_space
 
 

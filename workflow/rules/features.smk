@@ -2,7 +2,7 @@
 # N jobs over row shards plus `features_gather`, a cheap local merge into the very same store. The
 # network pass is always the rule named `features`, so per-rule cluster resources apply to it.
 # Shard i of N: the row blocks [floor(i·nb/N), floor((i+1)·nb/N)) of the nb feature batches,
-# computed in the job from the split's length (grood.shards.row_ranges).
+# computed in the job from the split's length (grood.storage.shards.row_ranges).
 FEATURE_SHARDS = shard_count("features")
 FEATURE_STORE = f"{R}/{{bench}}/seed{{seed}}/features/{{part}}.zarr"
 FEATURE_SHARD = f"{R}/{{bench}}/seed{{seed}}/shards/features/{{part}}/{{shard}}-of-{FEATURE_SHARDS}.zarr"

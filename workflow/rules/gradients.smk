@@ -1,4 +1,4 @@
-# GROOD's gradients of one part in one gradient space ({space}: grood.vocab.gradient_space, e.g.
+# GROOD's gradients of one part in one gradient space ({space}: grood.method.vocab.gradient_space, e.g.
 # mixup_ood_T1). The name is an identity only: source, wrt and temperature are looked up from it.
 rule gradients:
     input:

@@ -2,7 +2,7 @@
 # or N jobs over row shards plus `score_gather`, a cheap local merge into the very same file. The
 # scoring work is always the rule named `score`, so per-rule cluster resources apply to it. Shard
 # rows are computed in the job from the part's length, aligned to the feature batch size (or, for
-# detectors that run the network such as ODIN, to the detector's batch size): grood.shards.
+# detectors that run the network such as ODIN, to the detector's batch size): grood.storage.shards.
 SCORE_SHARDS = shard_count("score")
 SCORE_FILE = f"{R}/{{bench}}/seed{{seed}}/scores/{{detector}}/{{part}}.npy"
 SCORE_SHARD = f"{R}/{{bench}}/seed{{seed}}/shards/scores/{{detector}}/{{part}}/{{shard}}-of-{SCORE_SHARDS}.npz"

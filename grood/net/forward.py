@@ -8,10 +8,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from grood.device import fp32_forward
-from grood.models import StagedNet
-from grood.preprocess import InputSpec, to_tensor
-from grood.progress import progress
+from grood.net.device import fp32_forward
+from grood.net.models import StagedNet
+from grood.net.preprocess import InputSpec, to_tensor
+from grood.net.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def batches(images: np.ndarray, spec: InputSpec, batch_size: int, name: str) -> 
     from grood.data.filelist import ImageFiles
 
     if isinstance(images, ImageFiles):
-        from grood.loader import file_batches
+        from grood.net.loader import file_batches
 
         yield from file_batches(images, spec, batch_size, name)
         return

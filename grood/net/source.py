@@ -5,7 +5,7 @@
   ``torchvision/resnet50:IMAGENET1K_V1`` (``DEFAULT`` when no weights name is given);
 * ``checkpoint: <file>`` + ``arch: <model>`` -- the user's own state_dict of a torchvision model.
 
-The last two skip training; :mod:`grood.pretrained` builds them.  This module only parses and
+The last two skip training; :mod:`grood.net.pretrained` builds them.  This module only parses and
 checks the config, so the workflow can reject a bad one before any job (:mod:`grood.config`).
 """
 
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 #: torchvision's ResNet family (``torchvision.models.list_models`` whose builder returns a
 #: ``ResNet``; a test keeps this list equal to torchvision's): the architectures whose stages
-#: (stem, layer1..layer4, pool) grood can split -- see :func:`grood.pretrained.staged_resnet`
+#: (stem, layer1..layer4, pool) grood can split -- see :func:`grood.net.pretrained.staged_resnet`
 TORCHVISION_RESNETS: tuple[str, ...] = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
     "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
 )
-#: the architectures grood trains itself (grood.models.ARCHITECTURES; a test keeps them equal)
+#: the architectures grood trains itself (grood.net.models.ARCHITECTURES; a test keeps them equal)
 TRAINABLE: tuple[str, ...] = ("lenet5", "cnn_bn_gap", "resnet18")
 PROVIDER = "torchvision/"
 KINDS = ("scratch", "pretrained", "checkpoint")

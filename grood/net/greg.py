@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from grood.train_config import GRAD_NORMS, LAMBDA_GRAD, LAMBDA_S, M_AUX, M_IN  # the authors' defaults
+from grood.net.train_config import GRAD_NORMS, LAMBDA_GRAD, LAMBDA_S, M_AUX, M_IN  # the authors' defaults
 
 
 def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ import sys
 from typing import Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
-log = logging.getLogger("grood.progress")
+log = logging.getLogger("grood.net.progress")
 
 
 def progress(it: Iterable[T], desc: str = "", total: int | None = None, every: float = 0.25) -> Iterator[T]:

@@ -1,4 +1,4 @@
-"""Seeded supervised training of a :class:`~grood.models.StagedNet` on uint8 images."""
+"""Seeded supervised training of a :class:`~grood.net.models.StagedNet` on uint8 images."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from grood.device import autocast, seed_everything
-from grood.greg import GRegWeights, energy, greg_plus_sample, greg_terms
-from grood.models import StagedNet, build_model
-from grood.preprocess import InputSpec, spec_from_training, to_tensor
-from grood.progress import progress
-from grood.train_config import AUGMENTATIONS, METHODS, SCHEDULERS, TrainConfig  # noqa: F401 (re-exported)
+from grood.net.device import autocast, seed_everything
+from grood.net.greg import GRegWeights, energy, greg_plus_sample, greg_terms
+from grood.net.models import StagedNet, build_model
+from grood.net.preprocess import InputSpec, spec_from_training, to_tensor
+from grood.net.progress import progress
+from grood.net.train_config import AUGMENTATIONS, METHODS, SCHEDULERS, TrainConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 

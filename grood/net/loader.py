@@ -2,7 +2,7 @@
 
 Decoding JPEGs is the bottleneck of an ImageNet-size forward pass, so a torch ``DataLoader`` runs
 ``ImageFiles.workers`` processes, each decoding and preprocessing small chunks of images
-(:func:`grood.preprocess.image_to_tensor`); the main process joins the chunks into the forward
+(:func:`grood.net.preprocess.image_to_tensor`); the main process joins the chunks into the forward
 pass's batches.  Chunks are handed out in list order and nothing in decoding is random, so the
 batches -- and every number computed from them -- are the same for any number of workers.  Memory
 holds at most ``workers × prefetch`` chunks and one batch, whatever the dataset's length.
@@ -16,8 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from grood.data.filelist import ImageFiles
-from grood.preprocess import InputSpec, image_to_tensor
-from grood.progress import progress
+from grood.net.preprocess import InputSpec, image_to_tensor
+from grood.net.progress import progress
 
 #: images one worker decodes per hand-over: small, so memory stays flat and workers stay busy
 CHUNK = 32

@@ -2,11 +2,11 @@
 recipe per decoding worker, and a torchvision ResNet's forward pass on CPU -- the per-image inputs
 of the ImageNet cost model (decoding, not the GPU, bounds a ResNet-50 feature pass).
 
-    nice -n 19 python -m grood.throughput --images 256 --threads 2 [--workers 0 1 2] [--json out.json]
+    nice -n 19 python -m benchmarks.throughput --images 256 --threads 2 [--workers 0 1 2] [--json out.json]
 
 The JPEGs are synthetic photographs at ImageNet's typical size (500×375, quality 90: smooth
 structure plus sensor-like noise, ~100 KB like ImageNet's average file), decoded exactly as a
-file-list dataset is (:mod:`grood.loader`); timings are wall-clock medians of ``repeats`` runs.
+file-list dataset is (:mod:`grood.net.loader`); timings are wall-clock medians of ``repeats`` runs.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ def write_jpegs(folder: Path, n: int, size: tuple[int, int] = (500, 375), qualit
 def decode_rate(paths: list[Path], workers: int, batch_size: int = 64, repeats: int = 3) -> tuple[float, float]:
     """(images per wall-clock second, CPU seconds per image of the calling process) with which
     ``workers`` decoding processes (0: the calling process) turn JPEGs into normalised 3×224×224
-    tensors with the ImageNet recipe, through :func:`grood.loader.file_batches`.  With 0 workers
+    tensors with the ImageNet recipe, through :func:`grood.net.loader.file_batches`.  With 0 workers
     the CPU time is the decoding cost itself, unaffected by other jobs on a shared machine."""
     import torch
 
     from grood.data.filelist import ImageFiles
-    from grood.loader import file_batches
-    from grood.pretrained import input_spec
+    from grood.net.loader import file_batches
+    from grood.net.pretrained import input_spec
 
     root = paths[0].parent
     files = ImageFiles(root=str(root), files=np.array([p.name.encode() for p in paths]),
@@ -78,7 +78,7 @@ def forward_rate(arch: str = "resnet50", threads: int = 2, batch_size: int = 32,
     depend on them), after one warm-up batch."""
     import torch
 
-    from grood.pretrained import torchvision_net
+    from grood.net.models import torchvision_net
 
     torch.set_num_threads(threads)
     model = torchvision_net(arch).eval()
@@ -126,7 +126,7 @@ def measure(images: int = 256, workers: tuple[int, ...] = (0, 1, 2), threads: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m grood.throughput", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=256, help="JPEGs to decode per run")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="decoding worker counts")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the forward pass")

@@ -1,10 +1,10 @@
 """Speed and memory of grood's fast paths against the reference way, measured in one run.
 
-    python -m grood.bench [--quick] [--device auto|cpu|cuda] [--json out.json]
+    python -m benchmarks.bench [--quick] [--device auto|cpu|cuda] [--json out.json]
                           [--cases 1,4] [--repeats N] [--threads N]
 
 Cases 7–9 (peak RSS of the whole process, approximate search, exact search against the GEMM floor)
-live in :mod:`grood.bench_scale`; rows with a target say whether it was met (a missed target is
+live in :mod:`benchmarks.bench_scale`; rows with a target say whether it was met (a missed target is
 reported, not an error: the exit status is about results that disagree).
 
 Every case runs *ours* and one or more *reference* ways in the same process on the same inputs:
@@ -19,7 +19,8 @@ buffers are numpy/Python objects, ``torch.cuda.max_memory_allocated`` for GPU wa
 allocator, faiss and scikit-learn's C++ kernels allocate outside tracemalloc's view, so those cells
 read "—" rather than a number that would look like zero.
 
-The cases are plain functions (``case_gradients`` … ``case_metrics``) returning :class:`Row`s;
+The cases are plain functions (``case_gradients`` … ``case_metrics``) returning
+:class:`~benchmarks.harness.Row`s, measured by :func:`~benchmarks.harness.measure`;
 ``tests/test_bench.py`` runs them at tiny sizes so the benchmark cannot rot.
 """
 
@@ -29,20 +30,19 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-import tracemalloc
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from grood import bench_scale
-from grood.gradients import grood_gradients, grood_gradients_autograd
+from benchmarks import bench_scale
+from benchmarks.harness import Row, Way, agreement, make_row, measure
+from grood.method.gradients import grood_gradients, grood_gradients_autograd
 
 CASES = {
     1: "GROOD gradients",
@@ -81,147 +81,6 @@ SIZES: dict[str, dict[str, Any]] = {
         "gemm": {"n": 1_000_000, "dim": 512, "n_queries": 1000},
     },
 }
-
-
-# ----------------------------------------------------------------------------------------- measuring
-
-
-@dataclass
-class Way:
-    """One way of computing a case's result: ``fn()`` returns it; ``memory`` says how to see its peak."""
-
-    fn: Callable[[], Any]
-    memory: str | None = "host"  # "host" (tracemalloc), "cuda" (torch.cuda), None (not measurable)
-    device: torch.device | None = None  # synchronised around the timer when CUDA
-
-
-@dataclass
-class Measured:
-    output: Any
-    times: list[float]
-    peak_bytes: int | None
-    memory: str | None
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times)
-
-
-def _sync(device: torch.device | None) -> None:
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _peak(way: Way) -> tuple[Any, int | None]:
-    """Run ``way`` once (the warm-up) and return its output and peak memory in bytes (or None)."""
-    if way.memory == "host":
-        tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            out = way.fn()
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        return out, peak
-    if way.memory == "cuda":
-        dev = way.device or torch.device("cuda")
-        _sync(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-        base = torch.cuda.memory_allocated(dev)
-        out = way.fn()
-        _sync(dev)
-        return out, torch.cuda.max_memory_allocated(dev) - base
-    out = way.fn()
-    _sync(way.device)
-    return out, None
-
-
-def measure(ways: dict[str, Way], repeats: int = 3,
-            cleanup: Callable[[Any], None] | None = None) -> dict[str, Measured]:
-    """Warm up every way (peak memory, kept output), then time ``repeats`` interleaved rounds.
-
-    A way whose memory is measured runs twice before timing: once plain, once traced, so that
-    first-call imports and caches do not count towards its peak.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
-    names = list(ways)
-    result: dict[str, Measured] = {}
-    for name in names:
-        if ways[name].memory is not None:  # first calls import and initialise; keep that out of the peak
-            first = ways[name].fn()
-            if cleanup is not None:
-                cleanup(first)
-            del first
-        out, peak = _peak(ways[name])
-        result[name] = Measured(out, [], peak, ways[name].memory if peak is not None else None)
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            w = ways[name]
-            _sync(w.device)
-            t0 = time.perf_counter()
-            out = w.fn()
-            _sync(w.device)
-            result[name].times.append(time.perf_counter() - t0)
-            if cleanup is not None:
-                cleanup(out)
-            del out
-    return result
-
-
-def agreement(ours: np.ndarray, reference: np.ndarray, tol: float) -> tuple[bool, float]:
-    """``max|ours − ref| ≤ tol · max|ref|``; returns (ok, that relative error). ``tol=0``: bit-equal."""
-    a = np.asarray(ours, dtype=np.float64)
-    b = np.asarray(reference, dtype=np.float64)
-    if a.shape != b.shape:
-        return False, float("inf")
-    if tol == 0:
-        return bool(np.array_equal(a, b)), 0.0 if np.array_equal(a, b) else float("inf")
-    scale = float(np.abs(b).max()) if b.size else 0.0
-    if scale == 0.0 or not np.isfinite(a).all():
-        return False, float("inf")  # agreement between zeros (or with NaN) proves nothing
-    err = float(np.abs(a - b).max()) / scale
-    return err <= tol, err
-
-
-@dataclass
-class Row:
-    case: int
-    name: str
-    size: str
-    ours: str
-    reference: str
-    device: str
-    ours_s: float
-    ref_s: float
-    ratio: float
-    ours_peak_mb: float | None
-    ref_peak_mb: float | None
-    memory: str  # how each peak was taken, "ours/ref": host (tracemalloc), cuda, none
-    agree: bool
-    error: float  # relative error (see ``agreement``); 0 for bit-equal
-    tol: float
-    note: str = ""
-    ours_times: list[float] = field(default_factory=list)
-    ref_times: list[float] = field(default_factory=list)
-    target: str = ""  # what the issue asks of this row, if anything
-    met: bool | None = None  # whether the target was met (None: no target)
-
-
-def _mb(m: Measured) -> float | None:
-    return None if m.peak_bytes is None else m.peak_bytes / 2**20
-
-
-def _memory_label(ours: Measured, ref: Measured) -> str:
-    return f"{ours.memory or 'none'}/{ref.memory or 'none'}"
-
-
-def make_row(case: int, name: str, size: str, ours_name: str, ref_name: str, m: dict[str, Measured],
-             ok_err: tuple[bool, float], tol: float, device: str, note: str = "") -> Row:
-    o, r = m[ours_name], m[ref_name]
-    return Row(case, name, size, ours_name, ref_name, device, o.median, r.median, r.median / o.median,
-               _mb(o), _mb(r), _memory_label(o, r), ok_err[0], ok_err[1], tol, note,
-               list(o.times), list(r.times))
 
 
 # ------------------------------------------------------------------------------------ 1. gradients
@@ -356,9 +215,9 @@ def case_shared_features(n: int = 10_000, k_detectors: int = 5, repeats: int = 3
                          batch_size: int = 1024, seed: int = 0) -> list[Row]:
     """One forward pass shared by K detectors vs one forward pass per detector (lenet5, random 28×28)."""
     from grood.detectors import make_detector
-    from grood.forward import forward_batches
-    from grood.models import lenet5
-    from grood.preprocess import spec_from_training
+    from grood.net.forward import forward_batches
+    from grood.net.models import lenet5
+    from grood.net.preprocess import spec_from_training
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -397,9 +256,9 @@ def case_shared_features(n: int = 10_000, k_detectors: int = 5, repeats: int = 3
 
 
 def knn_faiss(index_vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    from grood.index import build_index, kth_distance
+    from grood.search import IndexSpec, build_index, kth_distance
 
-    return kth_distance(build_index(index_vectors, "flat", "l2"), queries, k, "l2", use_gpu=False)
+    return kth_distance(build_index(index_vectors, IndexSpec()), queries, k, "l2", use_gpu=False)
 
 
 def knn_sklearn(index_vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -501,19 +360,19 @@ def sklearn_ood_metrics(id_scores: np.ndarray, ood_scores: np.ndarray) -> dict[s
 
 
 def case_metrics(n: int = 1_000_000, repeats: int = 3, seed: int = 0) -> list[Row]:
-    """grood.metrics.ood_metrics vs scikit-learn on ``n`` scores (half ID, half OOD; float32, so ties)."""
-    from grood.metrics import ood_metrics
+    """grood.evaluation.metrics.ood_metrics vs scikit-learn on ``n`` scores (half ID, half OOD; float32, so ties)."""
+    from grood.evaluation.metrics import ood_metrics
 
     rng = np.random.default_rng(seed)
     a = rng.normal(1.0, 1.0, n // 2).astype(np.float32)
     b = rng.normal(0.0, 1.5, n - n // 2).astype(np.float32)
-    m = measure({"grood.metrics": Way(lambda: ood_metrics(a, b)),
+    m = measure({"grood.evaluation.metrics": Way(lambda: ood_metrics(a, b)),
                  "scikit-learn": Way(lambda: sklearn_ood_metrics(a, b))}, repeats)
     keys = sorted(m["scikit-learn"].output)
     vec = lambda d: np.array([d[k] for k in keys])  # noqa: E731
     tol = 1e-9
-    return [make_row(6, "OOD metrics", f"{n:,} scores, 5 metrics", "grood.metrics", "scikit-learn", m,
-                     agreement(vec(m["grood.metrics"].output), vec(m["scikit-learn"].output), tol), tol,
+    return [make_row(6, "OOD metrics", f"{n:,} scores, 5 metrics", "grood.evaluation.metrics", "scikit-learn", m,
+                     agreement(vec(m["grood.evaluation.metrics"].output), vec(m["scikit-learn"].output), tol), tol,
                      "cpu", "AUROC, AUPR-in/out, both FPR95")]
 
 
@@ -612,7 +471,7 @@ def run_cases(cases: list[int], mode: str, devices: tuple[str, ...], repeats: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m grood.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes: about a minute on 2 CPU cores")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                     help="cuda (or auto with a GPU) also runs cases 1 and 3 on the GPU")
@@ -631,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--cases takes numbers {min(CASES)}-{max(CASES)} separated by commas, got {args.cases!r}")
     if not set(cases) <= set(CASES):
         ap.error(f"--cases takes numbers from {sorted(CASES)}, got {cases}")
-    from grood.device import select_device
+    from grood.net.device import select_device
 
     try:
         device = select_device(args.device).type
@@ -651,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         faiss.omp_set_num_threads(args.threads)
 
     info = machine(device)
-    print(f"grood.bench ({mode}) — " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    print(f"benchmarks.bench ({mode}) — " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     t0 = time.perf_counter()
     rows = run_cases(cases, mode, devices, args.repeats, echo=lambda s: print(s, file=sys.stderr, flush=True))
     total = time.perf_counter() - t0

@@ -14,10 +14,10 @@ import logging
 import numpy as np
 import torch
 
-from grood.device import fp32_forward
-from grood.forward import batches
-from grood.models import StagedNet
-from grood.preprocess import InputSpec
+from grood.net.device import fp32_forward
+from grood.net.forward import batches
+from grood.net.models import StagedNet
+from grood.net.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from grood.net.source import TORCHVISION_RESNETS
+
 ARCHITECTURES = ("lenet5", "cnn_bn_gap", "resnet18")
 
 
@@ -144,19 +146,51 @@ def resnet18(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> St
     return net
 
 
+# ------------------------------------------------------------------------- torchvision's ResNets
+
+def staged_resnet(net: nn.Module) -> StagedNet:
+    """A torchvision ``ResNet`` as a StagedNet sharing its modules (its forward, exactly)."""
+    from torchvision.models import ResNet
+
+    if not isinstance(net, ResNet):
+        raise TypeError(f"staged_resnet takes a torchvision ResNet, got {type(net).__name__}")
+    stages = OrderedDict(
+        stem=nn.Sequential(OrderedDict(conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool)),
+        layer1=net.layer1,
+        layer2=net.layer2,
+        layer3=net.layer3,
+        layer4=net.layer4,
+        pool=nn.Sequential(OrderedDict(avgpool=net.avgpool, flatten=nn.Flatten(1))),
+    )
+    return StagedNet(stages, net.fc)
+
+
+def torchvision_resnet(name: str, num_classes: int = 1000) -> nn.Module:
+    """torchvision's ``name`` (a ResNet-family model), randomly initialised, ``num_classes`` outputs."""
+    import torchvision
+
+    if name not in TORCHVISION_RESNETS:
+        raise ValueError(f"{name!r} is not a torchvision ResNet; grood splits these into stages: "
+                         f"{', '.join(TORCHVISION_RESNETS)}")
+    return torchvision.models.get_model(name, weights=None, num_classes=int(num_classes))
+
+
+def torchvision_net(name: str, num_classes: int = 1000) -> StagedNet:
+    """The StagedNet of torchvision's ``name`` with random weights (load a state_dict into it)."""
+    return staged_resnet(torchvision_resnet(name, num_classes))
+
+
 def build_model(arch: str, in_channels: int, num_classes: int, width: int | None = None,
                 size: int = 28) -> StagedNet:
     """The network ``arch`` for ``in_channels``×``size``×``size`` inputs and ``num_classes`` outputs.
 
-    ``torchvision/<model>`` is a torchvision ResNet wrapped into stages (:mod:`grood.pretrained`),
+    ``torchvision/<model>`` is a torchvision ResNet wrapped into stages (:func:`torchvision_net`),
     the architecture of every pretrained or user-supplied network, randomly initialised here.
     """
     if arch.startswith("torchvision/"):
         if in_channels != 3 or width is not None:
             raise ValueError(f"{arch} takes RGB input and has fixed widths; got in_channels="
                              f"{in_channels}, width={width}")
-        from grood.pretrained import torchvision_net
-
         return torchvision_net(arch.removeprefix("torchvision/"), num_classes)
     if arch == "lenet5":
         if width is not None:

@@ -1,7 +1,7 @@
 """GROOD gradients of a whole feature store, streamed: a Zarr feature store in, a Zarr gradient store out.
 
 Reads ``features`` and ``logits`` one batch of rows at a time, computes the closed-form gradients
-(:func:`grood.gradients.grood_gradients`) and writes each batch as whole Zarr chunks, so memory
+(:func:`grood.method.gradients.grood_gradients`) and writes each batch as whole Zarr chunks, so memory
 stays at one batch whatever the number of rows (ImageNet-1k train: 1.28M rows, 10 GB of float32
 gradients at D=2048).  The batches are those of the in-memory computation, so the store is the
 same, bit for bit.
@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from grood.chunks import check_rows, open_array
-from grood.gradients import grood_gradients, ncp_softmax
+from grood.storage.chunks import check_rows, open_array
+from grood.method.gradients import grood_gradients, ncp_softmax
 from grood.storage import ZarrWriter
 
 log = logging.getLogger(__name__)

@@ -1,15 +1,15 @@
-"""Bring your own model: torchvision ResNets as :class:`~grood.models.StagedNet`, from torchvision's
+"""Bring your own model: torchvision ResNets as :class:`~grood.net.models.StagedNet`, from torchvision's
 weights or from the user's own state_dict, with the preprocessing they were trained with.
 
 The wrapper reuses the network's own modules -- stem = conv1 + bn1 + relu + maxpool, layer1..layer4,
 pool = avgpool + flatten, head = fc -- so its forward is torchvision's, operation for operation, and
 GROOD's early-layer mix-up, the prototypes and every detector run on it unchanged.  A wrapped model
 is stored like any other (``model.pt``: a state_dict, the architecture's name and where the
-weights came from; never a pickled module) and rebuilt by :func:`grood.models.build_model`.
+weights came from; never a pickled module) and rebuilt by :func:`grood.net.models.build_model`.
 
 Weights come from ``$TORCH_HOME`` (torch.hub's cache) when they are there; otherwise from
 torchvision's URL after a reachability probe, so an offline machine fails in seconds with the fix.
-Pre-download on a machine with internet: ``python -m grood.pretrained torchvision/resnet50``.
+Pre-download on a machine with internet: ``grood weights torchvision/resnet50``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from grood.model_source import PROVIDER, TORCHVISION_RESNETS, ModelSource, parse_pretrained
-from grood.models import StagedNet
-from grood.preprocess import InputSpec
+from grood.net.models import StagedNet, staged_resnet, torchvision_resnet
+from grood.net.source import PROVIDER, TORCHVISION_RESNETS, ModelSource, parse_pretrained
+from grood.net.preprocess import InputSpec
 from grood.storage import sha256_file
 
 log = logging.getLogger(__name__)
@@ -35,40 +33,6 @@ log = logging.getLogger(__name__)
 #: a user's checkpoint unless ``train.preprocess`` says otherwise
 IMAGENET_RECIPE = {"resize": 256, "crop": 224, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 DOWNLOAD_TIMEOUT_S = int(os.environ.get("GROOD_DOWNLOAD_TIMEOUT", "300"))
-
-
-# ------------------------------------------------------------------------------------- networks
-
-def staged_resnet(net: nn.Module) -> StagedNet:
-    """A torchvision ``ResNet`` as a StagedNet sharing its modules (its forward, exactly)."""
-    from torchvision.models import ResNet
-
-    if not isinstance(net, ResNet):
-        raise TypeError(f"staged_resnet takes a torchvision ResNet, got {type(net).__name__}")
-    stages = OrderedDict(
-        stem=nn.Sequential(OrderedDict(conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool)),
-        layer1=net.layer1,
-        layer2=net.layer2,
-        layer3=net.layer3,
-        layer4=net.layer4,
-        pool=nn.Sequential(OrderedDict(avgpool=net.avgpool, flatten=nn.Flatten(1))),
-    )
-    return StagedNet(stages, net.fc)
-
-
-def torchvision_resnet(name: str, num_classes: int = 1000) -> nn.Module:
-    """torchvision's ``name`` (a ResNet-family model), randomly initialised, ``num_classes`` outputs."""
-    import torchvision
-
-    if name not in TORCHVISION_RESNETS:
-        raise ValueError(f"{name!r} is not a torchvision ResNet; grood splits these into stages: "
-                         f"{', '.join(TORCHVISION_RESNETS)}")
-    return torchvision.models.get_model(name, weights=None, num_classes=int(num_classes))
-
-
-def torchvision_net(name: str, num_classes: int = 1000) -> StagedNet:
-    """The StagedNet of torchvision's ``name`` with random weights (load a state_dict into it)."""
-    return staged_resnet(torchvision_resnet(name, num_classes))
 
 
 # -------------------------------------------------------------------------------------- weights
@@ -121,7 +85,7 @@ def fetch_weights(weights) -> Path:
     if why:
         raise RuntimeError(
             f"the weights {label} are not in $TORCH_HOME ({target} is missing) and cannot be "
-            f"downloaded: {why}. Fix: on a machine with internet run `python -m grood.pretrained "
+            f"downloaded: {why}. Fix: on a machine with internet run `grood weights "
             f"{PROVIDER}{_model_of(weights)}:{weights.name}` with the same TORCH_HOME (now "
             f"{torch.hub.get_dir()}; e.g. a shared file system), or copy {url} to {target}; or "
             f"use train.checkpoint with a state_dict file you have")
@@ -251,7 +215,7 @@ def adopt(source: ModelSource) -> tuple[StagedNet, InputSpec, dict]:
 
 
 def save_adopted(path, model: StagedNet, spec: InputSpec, source: ModelSource, extra: dict) -> None:
-    """model.pt of an adopted network: what :func:`grood.training.load_checkpoint` reads (state_dict,
+    """model.pt of an adopted network: what :func:`grood.net.training.load_checkpoint` reads (state_dict,
     arch, width, num_classes, classes, spec), plus ``extra`` (provenance); tensors and plain
     values only, so it loads with ``weights_only=True``."""
     from grood.storage import atomic_path
@@ -271,17 +235,11 @@ def save_adopted(path, model: StagedNet, spec: InputSpec, source: ModelSource, e
         torch.save(payload, tmp)
 
 
-def main(argv: list[str]) -> int:
-    """``python -m grood.pretrained torchvision/<model>[:<weights>] ...``: fill $TORCH_HOME."""
-    if not argv or any(a.startswith("-") for a in argv):
-        print(__doc__.split("\n\n")[0] + "\n\nusage: python -m grood.pretrained "
-              "torchvision/<model>[:<weights>] ...", file=sys.stderr)
-        return 2
-    for value in argv:
+def prefetch(values: list[str]) -> list[tuple[str, Path]]:
+    """Fill ``$TORCH_HOME`` with the weights each ``torchvision/<model>[:<weights>]`` names (``grood
+    weights``, on a machine with internet): ``(weights name, file)`` of each."""
+    out = []
+    for value in values:
         weights = resolve_weights(*parse_pretrained(value))
-        print(f"{type(weights).__name__}.{weights.name}: {fetch_weights(weights)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+        out.append((f"{type(weights).__name__}.{weights.name}", fetch_weights(weights)))
+    return out

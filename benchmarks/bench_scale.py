@@ -1,10 +1,10 @@
-"""The scale cases of ``python -m grood.bench`` (7–9): memory that does not grow, approximate search,
+"""The scale cases of ``python -m benchmarks.bench`` (7–9): memory that does not grow, approximate search,
 exact search against the machine's own GEMM.
 
 7. **Peak RSS** of the whole process — Python, numpy, zarr, faiss and every C++ buffer — for GROOD
    gradient extraction (Zarr features → Zarr gradients) and for the index build, at N and 10·N
    rows: ours streams blocks, the reference reads the whole array first (today's stage way).  Each
-   measurement runs in a fresh child process (``python -m grood.bench_scale TASK ARGS``) that
+   measurement runs in a fresh child process (``python -m benchmarks.bench_scale TASK ARGS``) that
    reports the kernel's high-water mark of its own address space (``VmHWM``), so no measurement
    inherits another's memory.  Target: ours grows < 20% from N to 10·N.
 8. **Approximate search** at ≥ 1M × 512 synthetic float32 vectors (seeded, clustered on a
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grood.chunks import iter_blocks
+from grood.storage.chunks import iter_blocks
 
-#: case number → name (joined into grood.bench.CASES)
+#: case number → name (joined into benchmarks.bench.CASES)
 CASES = {7: "peak RSS (streaming)", 8: "approximate search", 9: "exact search vs GEMM"}
 
 GROWTH_TARGET = 0.20
@@ -64,7 +64,7 @@ def peak_rss_bytes() -> int:
 
 def gradients_in_memory(features_zarr, prototypes, p_ood, out_zarr, batch_size: int = 8192) -> None:
     """Today's gradients stage: read the whole feature store, then compute and write in batches."""
-    from grood.gradients import grood_gradients, ncp_softmax
+    from grood.method.gradients import grood_gradients, ncp_softmax
     from grood.storage import ZarrWriter, read_zarr
 
     store, _ = read_zarr(features_zarr, ["features", "logits"])
@@ -79,7 +79,7 @@ def gradients_in_memory(features_zarr, prototypes, p_ood, out_zarr, batch_size: 
 
 
 def task_gradients(features: str, prototypes: str, out: str, streamed: bool, batch_size: int) -> dict:
-    from grood.gradient_store import write_gradient_store
+    from grood.method.gradient_store import write_gradient_store
 
     with np.load(prototypes) as p:
         P, p_ood = p["P"], p["p_ood"]
@@ -91,12 +91,12 @@ def task_gradients(features: str, prototypes: str, out: str, streamed: bool, bat
 
 
 def task_index(store: str, array: str, spec: dict, out: str, streamed: bool) -> dict:
-    from grood.chunks import open_array
-    from grood.index import IndexSpec, build_from_rows, write_index
+    from grood.storage.chunks import open_array
+    from grood.search import IndexSpec, build_index, write_index
     from grood.storage import read_zarr
 
     source = open_array(store, array) if streamed else read_zarr(store, [array])[0][array]
-    index = build_from_rows(source, IndexSpec(**spec))
+    index = build_index(source, IndexSpec(**spec))
     write_index(index, out)
     return {"ntotal": int(index.ntotal)}
 
@@ -105,9 +105,9 @@ CHILD_TASKS = {"gradients": task_gradients, "index": task_index}
 
 
 def child_main(argv: list[str]) -> int:
-    """``python -m grood.bench_scale TASK JSON``: run one task, print its seconds and peak RSS as JSON."""
+    """``python -m benchmarks.bench_scale TASK JSON``: run one task, print its seconds and peak RSS as JSON."""
     if len(argv) != 2 or argv[0] not in CHILD_TASKS:
-        print(f"usage: python -m grood.bench_scale {{{','.join(CHILD_TASKS)}}} JSON-KWARGS", file=sys.stderr)
+        print(f"usage: python -m benchmarks.bench_scale {{{','.join(CHILD_TASKS)}}} JSON-KWARGS", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     result = CHILD_TASKS[argv[0]](**json.loads(argv[1]))
@@ -118,7 +118,7 @@ def child_main(argv: list[str]) -> int:
 
 def run_child(task: str, **kwargs) -> dict:
     """Run one task in a fresh interpreter (same environment); its JSON result."""
-    proc = subprocess.run([sys.executable, "-m", "grood.bench_scale", task, json.dumps(kwargs)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", task, json.dumps(kwargs)],
                           capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
         raise RuntimeError(f"bench child {task} {kwargs} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -219,7 +219,7 @@ def case_rss(n: int = 50_000, dim: int = 512, num_classes: int = 100, factor: in
 
 
 def _rss_row(name: str, size: str, runs: dict, ok: bool, note: str):
-    from grood.bench import Row
+    from benchmarks.harness import Row
 
     o, r = runs["streamed"], runs["whole array"]
     return Row(7, name, size, "streamed", "whole array", "cpu", o["seconds"], r["seconds"],
@@ -296,8 +296,8 @@ def release_scale_data() -> None:
 def case_ann(n: int = 1_000_000, dim: int = 512, n_queries: int = 1000, nlist: int = 1024, nprobe: int = 32,
              m: int = 64, k: int = 1, repeats: int = 3, seed: int = 0) -> list:
     """IVF-Flat and IVF-PQ vs exact search: speed-up, recall@k and GROOD's AUROC change."""
-    from grood.bench import Way, agreement, make_row, measure
-    from grood.index import IndexSpec, build_from_rows, search
+    from benchmarks.harness import Way, agreement, make_row, measure
+    from grood.search import IndexSpec, build_index, search
     from grood.search.exact import canonical_distances
     from grood.search.quality import auroc_change, recall_at_k
 
@@ -306,7 +306,7 @@ def case_ann(n: int = 1_000_000, dim: int = 512, n_queries: int = 1000, nlist: i
     built, build_s = {}, {}
     for kind in ("ivf_flat", "ivf_pq"):
         t0 = time.perf_counter()
-        built[kind] = build_from_rows(vectors, IndexSpec(kind=kind, nlist=nlist, nprobe=nprobe, m=m, seed=seed))
+        built[kind] = build_index(vectors, IndexSpec(kind=kind, nlist=nlist, nprobe=nprobe, m=m, seed=seed))
         build_s[kind] = time.perf_counter() - t0
     ways = {"exact": Way(lambda: search(flat, queries, k, use_gpu=False), memory=None)}
     for kind, index in built.items():
@@ -409,8 +409,8 @@ def case_gemm_floor(n: int = 1_000_000, dim: int = 512, n_queries: int = 1000, k
     """faiss flat search (our GEMM blocks; faiss's defaults) vs a bare float32 GEMM of the same shapes."""
     import torch
 
-    from grood.bench import Way, agreement, make_row, measure
-    from grood.index import search
+    from benchmarks.harness import Way, agreement, make_row, measure
+    from grood.search import search
     from grood.search.vectors import faiss
 
     flat, vectors, q_id, _ = scale_data(n, dim, n_queries, seed)

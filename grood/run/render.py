@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from grood.figures import load
-from grood.run import BenchRun
+from grood.run.finished import BenchRun
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The ImageNet-1k cost model: GPU-hours, CPU core-hours, disk and peak memory per stage.
 
-    python -m grood.costmodel [--json out.json] [--threads N]
+    python -m benchmarks.costmodel [--json out.json] [--threads N]
 
 Costs are measured **here** per image, per row and per vector (a few seconds each, on this
 machine's CPU), then scaled to ImageNet-1k with a handful of **assumptions** that are named, with
@@ -70,7 +70,7 @@ class Assumptions:
         "search_efficiency": "assumption: faiss's GPU flat search is a cuBLAS SGEMM plus a k-selection",
         "gpu_memory_gb": "NVIDIA A100 datasheet: 40 or 80 GB HBM2(e)",
         "index_correct_share": "upper bound (every training image indexed); ResNet-50 train accuracy < 1",
-        "ivf_speedup": "grood.bench case 8 target on synthetic 1M × 512 vectors; real gradients may differ",
+        "ivf_speedup": "benchmarks.bench case 8 target on synthetic 1M × 512 vectors; real gradients may differ",
         "n_mix": "methods.md §1.2 default range",
     })
 
@@ -134,9 +134,9 @@ def measure_gemm(n: int = 1024, d: int = 2048) -> float:
 
 
 def measure_flat_search(n: int = 20_000, nq: int = 512, d: int = 2048) -> float:
-    """Exact faiss search (grood.index) time / a numpy GEMM of the same shapes."""
-    from grood.bench_scale import gemm_floor
-    from grood.index import build_index, search
+    """Exact faiss search (grood.search) time / a numpy GEMM of the same shapes."""
+    from benchmarks.bench_scale import gemm_floor
+    from grood.search import build_index, search
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, d), dtype=np.float32)
@@ -149,7 +149,7 @@ def measure_flat_search(n: int = 20_000, nq: int = 512, d: int = 2048) -> float:
 
 def measure_gradients(workdir: Path, rows: int = 8192, d: int = 2048, c: int = 1000) -> tuple[float, float]:
     """(seconds per row, peak RSS GB) of streamed GROOD gradients at ImageNet's D and C, in a child."""
-    from grood.bench_scale import run_child, write_feature_store
+    from benchmarks.bench_scale import run_child, write_feature_store
 
     store = workdir / "features.zarr"
     write_feature_store(store, rows, d, c, seed=0)
@@ -169,10 +169,10 @@ def measure_mahalanobis(rows: int = 4096, d: int = 2048) -> float:
 
 def measure_ivfpq_add(n: int = 10_000, d: int = 2048) -> float:
     """Seconds per vector added to a trained IVF-PQ index (nlist=256, m=64 codes of 8 bits)."""
-    from grood.index import IndexSpec, build_from_rows
+    from grood.search import IndexSpec, build_index
 
     x = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
-    index = build_from_rows(x, IndexSpec(kind="ivf_pq", nlist=256, m=64))
+    index = build_index(x, IndexSpec(kind="ivf_pq", nlist=256, m=64))
     index.reset()
     t0 = time.perf_counter()
     index.add(x)
@@ -199,7 +199,7 @@ def measure_zarr_bytes(workdir: Path, rows: int = 4096) -> tuple[dict, float]:
         path = workdir / f"{name}.zarr"
         write_zarr(path, arrays, chunk_rows=1024)
         out[name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / rows
-    from grood.chunks import iter_blocks, open_array
+    from grood.storage.chunks import iter_blocks, open_array
 
     grads = open_array(workdir / "gradients.zarr", "gradients")
     seconds = _time(lambda: [b.sum() for _, b in iter_blocks(grads, 1024)], repeats=2)
@@ -241,7 +241,7 @@ def _forward_rss(workdir: Path) -> float:
 
     code = ("import torch, torchvision; m = torchvision.models.resnet50(weights=None).eval()\n"
             "with torch.no_grad(): m(torch.randn(8, 3, 224, 224))\n"
-            "from grood.bench_scale import peak_rss_bytes; print(peak_rss_bytes())")
+            "from benchmarks.bench_scale import peak_rss_bytes; print(peak_rss_bytes())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=workdir)
     return int(out.stdout.strip().splitlines()[-1]) / 2**30
 
@@ -340,7 +340,7 @@ def format_costs(rows: list[StageCost], m: Measured, a: Assumptions) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m grood.costmodel", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.costmodel", description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", metavar="OUT.json", help="also write the measurements, assumptions and table")
     ap.add_argument("--threads", type=int, default=None, help="cap torch, faiss and BLAS threads")
     args = ap.parse_args(argv)

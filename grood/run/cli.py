@@ -1,7 +1,8 @@
 """The ``grood`` command: use a finished run without Snakemake.
 
 ``grood score`` applies a run's network and fitted detector to new images, ``grood info`` says what
-a run holds, ``grood figures`` draws a benchmark's figures. Errors are one line naming the file and
+a run holds, ``grood figures`` draws a benchmark's figures, ``grood weights`` fills ``$TORCH_HOME``
+with torchvision's weights before an offline run. Errors are one line naming the file and
 the fix (exit status 1); usage errors exit with 2.
 """
 
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     figures = sub.add_parser("figures", help="draw every figure of a finished benchmark",
                              description="Draw every figure of a finished benchmark (PNG and PDF): AUROC "
                                          "heatmap, near/far chart, one page per detector, gradient space, "
-                                         "mix-up, training curves. Same as `python -m grood.figures`.",
+                                         "mix-up, training curves.",
                              parents=[common])
     figures.add_argument("bench", type=Path, metavar="BENCH_DIR",
                          help="a benchmark directory of a finished run, e.g. results/mnist")
@@ -109,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder of the prepared datasets, for the mix-up figure's images "
                               "(default: as recorded in the run, e.g. resources/data)")
     figures.set_defaults(func=_figures)
+
+    weights = sub.add_parser("weights", help="download torchvision weights into $TORCH_HOME",
+                             description="Download torchvision's weights into $TORCH_HOME (torch.hub's cache) on "
+                                         "a machine with internet, for a config's train.pretrained on machines "
+                                         "without it (use the TORCH_HOME the jobs will see).",
+                             parents=[common])
+    weights.add_argument("models", nargs="+", metavar="MODEL",
+                         help="torchvision/<model>[:<weights>], e.g. torchvision/resnet50:IMAGENET1K_V1")
+    weights.set_defaults(func=_weights)
     return parser
 
 
@@ -133,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _score(args) -> int:
-    from grood.apply import read_inputs, score_inputs
-    from grood.device import set_threads
-    from grood.run import SeedRun
+    from grood.run.apply import read_inputs, score_inputs
+    from grood.net.device import set_threads
+    from grood.run.finished import SeedRun
     from grood.storage import atomic_path
 
     if not 0 < args.tpr <= 1:
@@ -148,7 +158,7 @@ def _score(args) -> int:
     size = _model_size(run)
     t0 = time.perf_counter()
     inputs = read_inputs(args.inputs, size)
-    logging.getLogger("grood.apply").info("read %d image(s): %.2f s", len(inputs), time.perf_counter() - t0)
+    logging.getLogger("grood.run.apply").info("read %d image(s): %.2f s", len(inputs), time.perf_counter() - t0)
     for name, why in inputs.skipped:
         print(f"grood score: skipped {name}: {why}", file=sys.stderr)
     table = score_inputs(run, args.detector, inputs, args.batch_size, args.device, args.tpr)
@@ -173,15 +183,15 @@ def _model_size(run) -> int:
 
 
 def _info(args) -> int:
-    from grood.run_info import describe
-    from grood.run import SeedRun
+    from grood.run.info import describe
+    from grood.run.finished import SeedRun
 
     print(describe(SeedRun.open(args.run), args.tpr))
     return 0
 
 
 def _figures(args) -> int:
-    from grood.figures.render import render_all
+    from grood.run.render import render_all
 
     t0 = time.perf_counter()
     written = render_all(args.bench, args.out, args.data_dir, args.seed, args.ood, args.detectors)
@@ -191,5 +201,9 @@ def _figures(args) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _weights(args) -> int:
+    from grood.net.pretrained import prefetch
+
+    for name, path in prefetch(args.models):
+        print(f"{name}: {path}")
+    return 0

@@ -1,7 +1,7 @@
 """GROOD's vocabulary, in one torch-free place: the OOD-prototype sources and the config keys each
 reads, the ``wrt`` values of the gradient, and the name of a gradient space (its store's folder).
 
-Used by the science (:mod:`grood.prototypes`, :mod:`grood.gradients`), the detectors that read a
+Used by the science (:mod:`grood.method.prototypes`, :mod:`grood.method.gradients`), the detectors that read a
 gradient store, config validation (:mod:`grood.config`) and the workflow's rules alike, so a new
 source or ``wrt`` value is added here once.
 """

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from grood.metrics import METRICS, ood_metrics
+from grood.evaluation.metrics import METRICS, ood_metrics
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ import json
 
 import pandas as pd
 
-from grood.run import BenchRun, SeedRun
+from grood.run.finished import BenchRun, SeedRun
 
 
 def describe(run: SeedRun, level: float = 0.95) -> str:
     import torch
     import zarr
 
-    from grood.metrics import threshold_at_tpr
+    from grood.evaluation.metrics import threshold_at_tpr
     from grood.storage import load_npz
 
     ckpt = torch.load(run.model, map_location="cpu", weights_only=True)

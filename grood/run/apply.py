@@ -1,11 +1,11 @@
 """Apply a finished run to new images: read them, run the run's network, score with its detector.
 
-Everything comes from the run directory (:mod:`grood.run`): checkpoint (input spec, classes),
+Everything comes from the run directory (:mod:`grood.run.finished`): checkpoint (input spec, classes),
 prototypes, fitted detector and the stored ID test scores that set the threshold.  Each step
 repeats the pipeline's own computation — the same forward pass (fp32, channels-last, the run's
 feature batch size), the same closed-form gradients in the same row blocks, the same detector —
 so scoring the ID test set here gives the stored scores.  When a stage changes (features, gradients,
-score, the run layout in :mod:`grood.run`), this module must follow: the slow test
+score, the run layout in :mod:`grood.run.finished`), this module must follow: the slow test
 ``tests/test_cli.py::test_score_of_the_id_test_set_equals_the_pipeline`` catches drift.
 """
 
@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from grood.data.errors import DataError
-from grood.run import RunError, SeedRun, gradient_space
-from grood.vocab import GRADIENT_STORE_ARRAYS
+from grood.run.finished import RunError, SeedRun, gradient_space
+from grood.method.vocab import GRADIENT_STORE_ARRAYS
 
-log = logging.getLogger("grood.apply")
+log = logging.getLogger("grood.run.apply")
 
 SCORE_THREADS = 1  # the score rule's threads: faiss searches with one thread there
 
@@ -44,10 +44,10 @@ class Inputs:
 def read_inputs(paths: list[str | Path], size: int) -> Inputs:
     """Images from folders (every file below, sorted), ``.npz`` files (``images`` or ``x_test``) and
     image files. Non-square images are resized to ``size`` and centre-cropped (the pipeline's
-    ``size`` param); square ones keep their size for :func:`grood.preprocess.to_tensor` to resize,
+    ``size`` param); square ones keep their size for :func:`grood.net.preprocess.to_tensor` to resize,
     as for any dataset. Unreadable inputs are recorded in ``skipped``, never dropped silently."""
     from grood.data.pixels import is_image_file, read_image
-    from grood.progress import progress
+    from grood.net.progress import progress
 
     singles: list[tuple[str, np.ndarray]] = []
     out = Inputs()
@@ -148,11 +148,11 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
     import torch
 
     from grood.detectors.base import check_finite
-    from grood.device import select_device
-    from grood.forward import forward_batches
-    from grood.metrics import threshold_at_tpr
-    from grood.preprocess import InputSpec
-    from grood.training import load_checkpoint
+    from grood.net.device import select_device
+    from grood.net.forward import forward_batches
+    from grood.evaluation.metrics import threshold_at_tpr
+    from grood.net.preprocess import InputSpec
+    from grood.net.training import load_checkpoint
 
     if len(inputs) == 0:
         raise DataError("no readable image among the inputs" + _skipped_note(inputs))
@@ -184,7 +184,7 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
         for images, rows in inputs.groups:
             scores[rows] = det.score(model=model, images=images, spec=spec, device=dev)
     else:
-        from grood.index import search_threads
+        from grood.search import search_threads
 
         with search_threads(SCORE_THREADS):  # faiss distances depend on the thread count: as the score jobs
             scores = det.score(**{k: arrays[k] for k in det.requires})
@@ -213,7 +213,7 @@ class _Clock:
 def _gradients(run: SeedRun, params: dict, feats: np.ndarray, logits: np.ndarray) -> dict[str, np.ndarray]:
     """GROOD's gradient-store arrays of new samples, as the gradients stage computes and stores them
     (its prototypes file, ``wrt``, temperature, row blocks and float32)."""
-    from grood.gradients import grood_gradients, ncp_softmax
+    from grood.method.gradients import grood_gradients, ncp_softmax
     from grood.storage import load_npz
 
     space = gradient_space(params)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grood.vocab import WRT
+from grood.method.vocab import WRT
 
 _EPS = 1e-12
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from grood import vocab
+from grood.method import vocab
 
 DETECTOR_SUFFIXES = (".npz", ".pkl")  # the pickle-free store; legacy pickles are listed, never opened
 
 
 def gradient_space(params: dict) -> str:
-    """The gradient store a GROOD-family detector with these params reads (:func:`grood.vocab.gradient_space`)."""
+    """The gradient store a GROOD-family detector with these params reads (:func:`grood.method.vocab.gradient_space`)."""
     return vocab.gradient_space(params["prototype"], params["wrt"], params["temperature"])
 
 

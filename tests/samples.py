@@ -5,7 +5,7 @@ writers produce files in exactly their layouts -- pickled dicts with the real ke
 with ``X`` (32, 32, 3, N) and ``y`` -- filled with class-dependent colour patterns that a small
 network learns in one epoch. Nothing here is real data; ``meta.official`` says so (md5 differs).
 
-    from grood.data.samples import write_cifar10
+    from samples import write_cifar10
     write_cifar10("data", n_train=200, n_test=60)   # → data/cifar-10-batches-py/...
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ondisk import CIFAR10_CLASSES, CIFAR10_LAYOUT, CIFAR100_COARSE, CIFAR100_FINE, CIFAR100_LAYOUT
+from grood.data.ondisk import CIFAR10_CLASSES, CIFAR10_LAYOUT, CIFAR100_COARSE, CIFAR100_FINE, CIFAR100_LAYOUT
 
 
 def patterns(n: int, num_classes: int = 10, size: int = 32, seed: int = 0, channels: int = 3,
@@ -38,7 +38,7 @@ def patterns(n: int, num_classes: int = 10, size: int = 32, seed: int = 0, chann
     img = stripes[..., None] * colour + rng.normal(0, 0.08, (n, size, size, 3))
     x = np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)
     if channels == 1:
-        from .formats import to_grey
+        from grood.data.formats import to_grey
 
         x = np.stack([to_grey(i) for i in x])
     return x, y
