@@ -75,7 +75,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "knn": {"n_queries": 10_000, "n_index": 50_000, "dims": (64, 512), "k": 50},
         "zarr": {"n_rows": 50_000, "width": 512},
         "metrics": {"n": 1_000_000},
-        # the sizes: N and 10·N rows; ≥ 1M × 512 vectors (2 GB float32)
+        # full sizes: N and 10·N rows; ≥ 1M × 512 vectors (2 GB float32)
         "rss": {"n": 50_000, "dim": 512, "num_classes": 100},
         "ann": {"n": 1_000_000, "dim": 512, "n_queries": 1000, "nlist": 1024, "nprobe": 32, "m": 64},
         "gemm": {"n": 1_000_000, "dim": 512, "n_queries": 1000},

@@ -117,9 +117,9 @@ def child_main(argv: list[str]) -> int:
 
 
 def run_child(task: str, **kwargs) -> dict:
-    """Run one task in a fresh interpreter (same environment); its JSON result."""
+    """Run one task in a fresh interpreter (same environment, from the repository root); its JSON result."""
     proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", task, json.dumps(kwargs)],
-                          capture_output=True, text=True, env=os.environ.copy())
+                          capture_output=True, text=True, env=os.environ.copy(), cwd=Path(__file__).resolve().parents[1])
     if proc.returncode != 0:
         raise RuntimeError(f"bench child {task} {kwargs} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

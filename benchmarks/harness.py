@@ -131,7 +131,7 @@ class Row:
     note: str = ""
     ours_times: list[float] = field(default_factory=list)
     ref_times: list[float] = field(default_factory=list)
-    target: str = ""  # what the issue asks of this row, if anything
+    target: str = ""  # what is asked of this row, if anything
     met: bool | None = None  # whether the target was met (None: no target)
 
 

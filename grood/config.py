@@ -9,6 +9,8 @@ sections refer to each other.
 
 from __future__ import annotations
 
+import copy
+
 from grood.data import REGISTRY, aux_overlap, check_spec, same_images
 from grood.detectors import GradientStoreDetector, check_detector, make_detector
 from grood.net.source import train_problems
@@ -18,6 +20,41 @@ from grood.method.vocab import PROTOTYPE_KEYS
 
 class ConfigError(ValueError):
     """A config the workflow cannot run; the message lists every problem."""
+
+
+#: the key of a config's ``detectors:`` that names a suite (config/suites.yaml)
+SUITE = "suite"
+
+
+def load_suites(path) -> dict[str, dict]:
+    """The named detector suites of a suites file (``config/suites.yaml``): name → detectors."""
+    import yaml
+
+    with open(path) as f:
+        suites = yaml.safe_load(f) or {}
+    problems = [f"{path}: suite {name!r} must map detector names to {{method: ..., params...}}"
+                for name, dets in suites.items()
+                if not isinstance(dets, dict) or not all(isinstance(d, dict) and "method" in d for d in dets.values())]
+    if problems:
+        raise ConfigError("invalid detector suites:\n  - " + "\n  - ".join(problems))
+    return suites
+
+
+def expand_suites(config: dict, suites: dict[str, dict]) -> dict:
+    """``config`` with ``detectors: {suite: NAME, ...}`` replaced, in place, by the suite's detectors
+    (in its order) followed by the other entries (a name in both: the config's entry wins, in the
+    suite's place); returned too.  An unknown suite is a :class:`ConfigError` naming the key."""
+    detectors = config["detectors"]
+    if SUITE not in detectors:
+        return config
+    name = detectors[SUITE]
+    if name not in suites:
+        raise ConfigError(f"invalid grood config:\n  - detectors.{SUITE}: unknown suite {name!r}; choose one of "
+                          f"{sorted(suites)} (config/suites.yaml), or list the detectors themselves")
+    own = {k: v for k, v in detectors.items() if k != SUITE}
+    suite = copy.deepcopy(suites[name])
+    config["detectors"] = {**{k: own.get(k, v) for k, v in suite.items()}, **own}
+    return config
 
 
 def check(config: dict) -> None:
@@ -72,7 +109,7 @@ def _index_shards(config: dict) -> list[str]:
             if isinstance(det, IndexedDetector) and not det.index_spec.exact:
                 problems.append(f"detectors.{name}.index: {det.index_spec.kind} with shards.index: {n}: index shards "
                                 f"are merged exactly, and index_quality rates one approximate index; use "
-                                f"index: flat or shards.index: 1")
+                                f"index: {{kind: flat}} or shards.index: 1")
     return problems
 
 
@@ -159,7 +196,7 @@ def _ood_val(config: dict, resolved: dict[str, dict]) -> list[str]:
     return problems
 
 
-# ------------------------------------------------------------- training methods (GReg, issue 10)
+# ------------------------------------------------------------- training methods (GReg, GReg+)
 
 def aux_sets(bench_spec: dict) -> list[str]:
     """A benchmark's auxiliary outlier datasets (``aux:`` is one name or a list; none for CE)."""

@@ -98,15 +98,22 @@ CASES = [
      ["detectors.grood.k", "must be an integer", "True"]),
     ("detector-param-bad-value", _set("detectors.energy.temperature", 0),
      ["detectors.energy", "temperature must be > 0"]),
-    ("unknown-index-kind", _set("detectors.grood_ivf", {"method": "grood", "index": "ivf"}),
-     ["detectors.grood_ivf.index", "must be one of", "'ivf_flat'", "'ivf_pq'"]),
-    ("ivf-pq-nbits-out-of-range", _set("detectors.knn_pq", {"method": "knn", "index": "ivf_pq", "nbits": 40}),
-     ["detectors.knn_pq.nbits", "integer in [1, 16]", "40"]),
-    ("index-train-size-not-a-count", _set("detectors.grood_ivf", {"method": "grood", "index": "ivf_flat",
-                                                                  "train_size": "many"}),
-     ["detectors.grood_ivf.train_size", "positive integer or null", "'many'"]),
-    ("nprobe-wrong-type", _set("detectors.grood.nprobe", 2.5),
-     ["detectors.grood.nprobe", "must be an integer", "2.5"]),
+    ("unknown-index-kind", _set("detectors.grood_ivf", {"method": "grood", "index": {"kind": "ivf"}}),
+     ["detectors.grood_ivf.index.kind", "must be one of", "'ivf_flat'", "'ivf_pq'"]),
+    ("ivf-pq-nbits-out-of-range", _set("detectors.knn_pq", {"method": "knn", "index": {"kind": "ivf_pq", "nbits": 40}}),
+     ["detectors.knn_pq.index.nbits", "integer in [1, 16]", "40"]),
+    ("index-train-size-not-a-count", _set("detectors.grood_ivf", {"method": "grood", "index": {"kind": "ivf_flat",
+                                                                                             "train_size": "many"}}),
+     ["detectors.grood_ivf.index.train_size", "positive integer or null", "'many'"]),
+    ("nprobe-wrong-type", _set("detectors.grood.index", {"kind": "ivf_flat", "nprobe": 2.5}),
+     ["detectors.grood.index.nprobe", "must be an integer", "2.5"]),
+    ("index-param-the-kind-does-not-read", _set("detectors.knn_ivf", {"method": "knn", "index": {"kind": "ivf_flat",
+                                                                                                "m": 8}}),
+     ["detectors.knn_ivf.index.m", "does not read 'm'", "ivf_pq"]),
+    ("old-flat-index-form", _set("detectors.grood_ivf", {"method": "grood", "index": "ivf_flat", "nlist": 64}),
+     ["detectors.grood_ivf.nlist", "write `index: {kind: ivf_flat, nlist: 64}`"]),
+    ("old-index-string", _set("detectors.grood_ivf", {"method": "grood", "index": "ivf_pq"}),
+     ["detectors.grood_ivf.index", "one mapping", "`index: {kind: ivf_pq"]),
     ("unknown-prototype-source", _set("detectors.grood.prototype", "mixer"),
      ["detectors.grood.prototype", "'mixer'", "choose one of", "'mixup'"]),
     ("unknown-wrt", _set("detectors.grood.wrt", "weights"),
@@ -133,13 +140,37 @@ def test_bad_config_is_refused_naming_the_key_and_the_fix(edit, needles):
         assert needle in out, f"{needle!r} missing from the error:\n{out}"
 
 
+SUITES_FILE = REPO / "config" / "suites.yaml"
+#: the benchmark configs of config/ (the suites file beside them is no config)
+CONFIGS = sorted(p for p in (REPO / "config").glob("*.yaml") if p != SUITES_FILE)
+
+
 def test_the_tiny_and_shipped_configs_are_accepted(tmp_path, monkeypatch):
     monkeypatch.setenv("GROOD_DATA_ROOT", str(tmp_path))  # config/cifar10.yaml's data folder
     assert problems(lambda cfg: None) == ""
-    for path in sorted((REPO / "config").glob("*.yaml")):
+    suites = grood.config.load_suites(SUITES_FILE)
+    for path in CONFIGS:
         cfg = yaml.safe_load(path.read_text())
         schema_validate(cfg, str(SCHEMA))
-        assert grood.config.validate(cfg) == [], path.name
+        assert grood.config.validate(grood.config.expand_suites(cfg, suites)) == [], path.name
+
+
+def test_a_suite_is_taken_whole_and_extended():
+    """`detectors: {suite: standard, ...}`: the suite's detectors in its order, then the config's own;
+    an entry of the same name replaces the suite's in its place. The default config is the suite."""
+    suites = grood.config.load_suites(SUITES_FILE)
+    standard = list(suites["standard"])
+    cfg = {"detectors": {"suite": "standard", "grood_k10": {"method": "grood", "k": 10}, "knn": {"method": "knn"}}}
+    got = grood.config.expand_suites(cfg, suites)["detectors"]
+    assert list(got) == [*standard, "grood_k10"] and got["knn"] == {"method": "knn"}
+    assert suites["standard"]["knn"] == {"method": "knn", "k": 50}  # the suite itself is untouched
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert grood.config.expand_suites(default, suites)["detectors"] == suites["standard"]
+
+
+def test_an_unknown_suite_is_named():
+    with pytest.raises(grood.config.ConfigError, match=r"detectors.suite: unknown suite 'standrad'.*'standard'"):
+        grood.config.expand_suites({"detectors": {"suite": "standrad"}}, grood.config.load_suites(SUITES_FILE))
 
 
 def test_all_problems_reported_at_once():

@@ -85,10 +85,10 @@ def test_unfitted_detector_is_not_saved(tmp_path):
 
 
 @pytest.mark.parametrize("method, params, kind", [
-    ("grood", {"index": "ivf_flat", "nlist": 4, "nprobe": 2}, "IndexIVFFlat"),
-    ("grood", {"index": "ivf_pq", "nlist": 4, "nprobe": 2, "m": 4, "nbits": 4}, "IndexIVFPQ"),
-    ("knn", {"k": 5, "index": "ivf_flat", "nlist": 4, "nprobe": 2}, "IndexIVFFlat"),
-    ("knn", {"k": 5, "index": "ivf_pq", "nlist": 4, "nprobe": 3, "m": 8, "nbits": 4}, "IndexIVFPQ"),
+    ("grood", {"index": {"kind": "ivf_flat", "nlist": 4, "nprobe": 2}}, "IndexIVFFlat"),
+    ("grood", {"index": {"kind": "ivf_pq", "nlist": 4, "nprobe": 2, "m": 4, "nbits": 4}}, "IndexIVFPQ"),
+    ("knn", {"k": 5, "index": {"kind": "ivf_flat", "nlist": 4, "nprobe": 2}}, "IndexIVFFlat"),
+    ("knn", {"k": 5, "index": {"kind": "ivf_pq", "nlist": 4, "nprobe": 3, "m": 8, "nbits": 4}}, "IndexIVFPQ"),
 ])
 def test_approximate_index_round_trips(tmp_path, method, params, kind):
     det = make_detector(method, params)

@@ -97,11 +97,12 @@ def test_unknown_parameters_are_named(method):
 
 
 @pytest.mark.parametrize("method, params, match", [
-    ("knn", {"k": 0}, "k"), ("knn", {"index": "hnsw"}, "index"), ("mahalanobis", {"rcond": -1}, "rcond"),
+    ("knn", {"k": 0}, "k"), ("knn", {"index": {"kind": "hnsw"}}, "index kind"), ("mahalanobis", {"rcond": -1}, "rcond"),
     ("gradnorm", {"temperature": 0}, "temperature"), ("odin", {"epsilon": -0.1}, "epsilon"),
     ("odin", {"temperature": 0}, "temperature"), ("grood_gnorm", {"wrt": "weights"}, "wrt"),
     ("grood_proto_dist", {"prototype": "moon"}, "prototype"),
-    ("grood", {"k": 0}, "grood k"), ("grood", {"index": "hnsw"}, "grood index"),
+    ("grood", {"k": 0}, "grood k"), ("grood", {"index": {"kind": "hnsw"}}, "index kind"),
+    ("grood", {"index": "ivf_flat"}, "one mapping"),
     ("grood", {"metric": "ip"}, "grood metric"),
 ])
 def test_bad_values_are_named(method, params, match):

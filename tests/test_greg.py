@@ -649,7 +649,8 @@ def _greg_config(**bench_edits) -> dict:
 
 
 def _config_problems(cfg: dict) -> str:
-    """The workflow's two checks (schema with defaults, then grood.config.validate); '' if accepted."""
+    """The workflow's checks (schema with defaults, the detector suite, then grood.config.validate);
+    '' if accepted."""
     from snakemake.utils import validate as schema_validate
     from snakemake_interface_common.exceptions import WorkflowError
 
@@ -659,6 +660,7 @@ def _config_problems(cfg: dict) -> str:
         schema_validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     except WorkflowError as e:
         return str(e)
+    grood.config.expand_suites(cfg, grood.config.load_suites(REPO / "config" / "suites.yaml"))
     return "\n".join(grood.config.validate(cfg))
 
 

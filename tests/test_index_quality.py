@@ -42,8 +42,8 @@ def _brute_kth(vectors, queries, k):
 
 
 @pytest.mark.parametrize("method, params, store", [
-    ("grood", {"k": 1, "index": "ivf_flat", "nlist": 16, "nprobe": 1}, "_g"),
-    ("knn", {"k": 3, "index": "ivf_pq", "nlist": 16, "nprobe": 2, "m": 8, "nbits": 6}, ""),
+    ("grood", {"k": 1, "index": {"kind": "ivf_flat", "nlist": 16, "nprobe": 1}}, "_g"),
+    ("knn", {"k": 3, "index": {"kind": "ivf_pq", "nlist": 16, "nprobe": 2, "m": 8, "nbits": 6}}, ""),
 ])
 def test_report_matches_an_independent_recomputation(stores, tmp_path, method, params, store):
     tmp = stores["dir"]
@@ -54,7 +54,7 @@ def test_report_matches_an_independent_recomputation(stores, tmp_path, method, p
                               {"ood": [str(tmp / f"ood{store}.zarr")]}, tmp_path / "iq.json", sample=sample, seed=3)
     assert json.loads((tmp_path / "iq.json").read_text())["parts"] == json.loads(json.dumps(rep["parts"]))
     part = rep["parts"]["ood"]
-    assert part["n_id_queries"] == part["n_ood_queries"] == sample and rep["index"]["kind"] == params["index"]
+    assert part["n_id_queries"] == part["n_ood_queries"] == sample and rep["index"]["kind"] == params["index"]["kind"]
 
     # independently: the same seeded sample, exact neighbours by float64 brute force over the indexed
     # rows, approximate ones from the fitted index itself
@@ -80,7 +80,7 @@ def test_report_matches_an_independent_recomputation(stores, tmp_path, method, p
     assert part["auroc_change_points"] == pytest.approx(100 * (part["auroc_approx"] - part["auroc_exact"]))
 
     table = index_quality_table([{"seed": 0, "detector": method, "path": str(tmp_path / "iq.json")}])
-    assert table.loc[0, "recall_at_k"] == part["recall_at_k"] and table.loc[0, "index"] == params["index"]
+    assert table.loc[0, "recall_at_k"] == part["recall_at_k"] and table.loc[0, "index"] == params["index"]["kind"]
 
 
 def test_exact_detectors_are_refused(stores, tmp_path):

@@ -97,10 +97,10 @@ def test_index_sharded_file_holds_no_index(stores, tmp_path, method, params, nam
     with pytest.raises(ValueError, match="fitted for shards.index: 3"):
         search_index_shard_stage(tmp_path / "det.npz", train, test, tmp_path / "x.npz", 0, 2)
     assert not (tmp_path / "s.npy").exists() and not (tmp_path / "x.npz").exists()
-    from grood.run.apply import RunError, open_detector
+    from grood.run.apply import RunError, scorable_detector
 
     with pytest.raises(RunError, match="cannot score new images"):  # `grood score`, before any image is read
-        open_detector(tmp_path / "det.npz")
+        scorable_detector(tmp_path / "det.npz")
 
 
 def test_missing_or_foreign_shard_results_are_refused(stores, tmp_path):
@@ -154,9 +154,9 @@ def test_config_refuses_index_shards_with_score_shards_or_approximate_index():
     problems = validate(_test_config(index=2, score=2))
     assert len(problems) == 1 and problems[0].startswith("shards.index: 2 with shards.score: 2")
     config = _test_config(index=2)
-    config["detectors"]["knn"]["index"] = "ivf_flat"
+    config["detectors"]["knn"]["index"] = {"kind": "ivf_flat"}
     assert [p.split(":")[0] for p in validate(config)] == ["detectors.knn.index"]
-    assert "use index: flat or shards.index: 1" in validate(config)[0]
+    assert "use index: {kind: flat} or shards.index: 1" in validate(config)[0]
     config["shards"] = {"index": 1}
     assert validate(config) == []
 

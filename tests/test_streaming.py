@@ -41,8 +41,8 @@ def _fit(method, arrays, **params):
 
 @pytest.mark.parametrize("method, params", [
     ("grood", {}), ("grood", {"k": 3, "metric": "cosine"}), ("knn", {"k": 10}),
-    ("grood", {"index": "ivf_flat", "nlist": 8, "nprobe": 2}),
-    ("knn", {"k": 5, "index": "ivf_pq", "nlist": 8, "m": 4, "nbits": 6}),
+    ("grood", {"index": {"kind": "ivf_flat", "nlist": 8, "nprobe": 2}}),
+    ("knn", {"k": 5, "index": {"kind": "ivf_pq", "nlist": 8, "m": 4, "nbits": 6}}),
 ])
 def test_index_detectors_fit_and_score_zarr_exactly_as_memory(parts, monkeypatch, method, params):
     monkeypatch.setattr(chunks, "BLOCK_BYTES", 4096)  # many blocks even at this size
@@ -66,9 +66,9 @@ def test_grood_indexes_only_correctly_classified_rows(parts):
 
 def test_grood_index_parameters_fail_before_any_data():
     with pytest.raises(ValueError, match="index kind"):
-        make_detector("grood", {"index": "ivf"})
+        make_detector("grood", {"index": {"kind": "ivf"}})
     with pytest.raises(ValueError, match="nbits"):
-        make_detector("knn", {"index": "ivf_pq", "nbits": 40})
+        make_detector("knn", {"index": {"kind": "ivf_pq", "nbits": 40}})
     with pytest.raises(ValueError, match="grood k"):
         make_detector("grood", {"k": 0})
 

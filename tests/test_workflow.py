@@ -104,7 +104,7 @@ def test_approximate_detector_gets_an_index_quality_report(tmp_path):
 
     config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     config["detectors"] = {"grood": {"method": "grood", "k": 1},
-                           "grood_ivf": {"method": "grood", "k": 1, "index": "ivf_flat", "nlist": 8, "nprobe": 2}}
+                           "grood_ivf": {"method": "grood", "k": 1, "index": {"kind": "ivf_flat", "nlist": 8, "nprobe": 2}}}
     config["index_quality"] = {"sample": 100}
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))

@@ -64,7 +64,8 @@ def check_detector(method: str, params: dict, where: str) -> list[str]:
     problems = []
     for key, value in params.items():
         if key not in defaults:
-            fix = f"remove it or use one of {sorted(defaults)}" if defaults else "it takes no params: remove it"
+            fix = METHODS[method].param_hint(key, params) or (f"remove it or use one of {sorted(defaults)}" if defaults
+                                                      else "it takes no params: remove it")
             problems.append(f"{where}.{key}: unknown param for method {method!r}; {fix}")
             continue
         default = defaults[key]
@@ -83,7 +84,7 @@ def check_detector(method: str, params: dict, where: str) -> list[str]:
     try:
         make_detector(method, params)
     except ValueError as e:
-        key = getattr(e, "key", None)  # grood.search.spec.IndexParamError names its key
+        key = getattr(e, "key", None)  # grood.search.IndexSpec's errors name their key (index.nlist)
         return [f"{where}.{key}: {e}" if key else f"{where}: {e}"]
     return []
 

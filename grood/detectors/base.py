@@ -47,6 +47,11 @@ class Detector(abc.ABC):
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in self.param_defaults()}
 
+    @classmethod
+    def param_hint(cls, key: str, params: dict) -> str | None:
+        """A fix for an unknown config key ``key`` of ``params`` that once was a parameter (None: no hint)."""
+        return None
+
     @property
     def state_names(self) -> tuple[str, ...]:
         """Every fitted attribute :meth:`get_state` returns once the detector is fitted."""
@@ -106,6 +111,35 @@ class IndexedDetector(Detector):
     state_indexes = ("index_",)
     #: 1: the fitted detector holds its index; N > 1: it is searched in N shard jobs
     index_shards: int = 1
+    #: the distance its index ranks by, when the method fixes it (kNN: cosine); else a ``metric`` param
+    index_metric: str | None = None
+
+    def _set_index(self, index: dict | None, metric: str) -> None:
+        """Check and keep the ``index:`` mapping (:meth:`grood.search.IndexSpec.from_config`, completed
+        with the kind's defaults): bad index parameters fail here, not after a fit."""
+        from grood.search import IndexSpec
+
+        self.index = IndexSpec.from_config(index, metric).to_config()
+
+    @property
+    def index_spec(self):
+        """The faiss index this detector builds (:class:`grood.search.IndexSpec`)."""
+        from grood.search import IndexSpec
+
+        return IndexSpec.from_config(self.index, self.index_metric or self.metric)
+
+    @classmethod
+    def param_hint(cls, key: str, params: dict) -> str | None:
+        """An old flat index key beside ``index`` (``index: ivf_flat, nlist: 1024``): the nested form,
+        written with the config's own values."""
+        from grood.search.kinds import KINDS
+
+        moved = [k for k in params if any(k in kind.params for kind in KINDS.values())]
+        if key not in moved:
+            return None
+        kind = params.get("index") if isinstance(params.get("index"), str) else "flat"
+        nested = ", ".join([f"kind: {kind}", *(f"{k}: {params[k]}" for k in moved)])
+        return f"index parameters go inside the index mapping: write `index: {{{nested}}}`"
 
     @property
     def query_array(self) -> str:

@@ -113,22 +113,14 @@ class KNN(IndexedDetector):
     requires = ("features",)
     fit_requires = ("features",)
 
-    def __init__(self, k: int = 50, index: str = "flat", nlist: int = 1024, nprobe: int = 4, m: int = 16,
-                 nbits: int = 8, train_size: int | None = None, seed: int = 0):
+    #: metric="cosine" L2-normalises before an L2 index: exactly Sun et al.'s normalised features
+    index_metric = "cosine"
+
+    def __init__(self, k: int = 50, index: dict | None = None):
         if int(k) < 1:
             raise ValueError(f"knn k must be ≥ 1, got {k}")
-        if index not in faiss_index.KINDS:
-            raise ValueError(f"knn index must be one of {faiss_index.KINDS}, got {index!r}")
-        self.k, self.index = int(k), index
-        self.nlist, self.nprobe = int(nlist), int(nprobe)
-        self.m, self.nbits, self.train_size, self.seed = int(m), int(nbits), train_size, int(seed)
-        self.index_spec  # noqa: B018  (builds the spec: bad index parameters fail now, not after a fit)
-
-    @property
-    def index_spec(self) -> faiss_index.IndexSpec:
-        # metric="cosine" L2-normalises before an L2 index: exactly Sun et al.'s normalised features
-        return faiss_index.IndexSpec(kind=self.index, metric="cosine", nlist=self.nlist, nprobe=self.nprobe,
-                                     m=self.m, nbits=self.nbits, train_size=self.train_size, seed=self.seed)
+        self.k = int(k)
+        self._set_index(index, self.index_metric)  # `index: {kind: ..., nlist: ...}`, checked now
 
     def indexed_rows(self, features, **_):
         """``(vectors, mask)``: every training feature is indexed (no mask)."""

@@ -12,10 +12,10 @@ import logging
 import numpy as np
 
 from grood import search as faiss_index
-from grood.storage.chunks import check_rows, iter_blocks
 from grood.detectors.base import Detector, IndexedDetector
-from grood.search.spec import IndexParamError
 from grood.method.vocab import check_gradient_space, gradient_space
+from grood.search.spec import IndexParamError
+from grood.storage.chunks import check_rows, iter_blocks
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +41,15 @@ class GROOD(GradientStoreDetector, IndexedDetector):
     fit_requires = ("gradients", "logits", "labels")
     state_arrays = ("n_indexed_",)
 
-    def __init__(self, k: int = 1, index: str = "flat", metric: str = "l2", nlist: int = 1024,
-                 nprobe: int = 4, prototype: str = "mixup", wrt: str = "ood", temperature: float = 1.0,
-                 m: int = 16, nbits: int = 8, train_size: int | None = None, seed: int = 0):
+    def __init__(self, k: int = 1, index: dict | None = None, metric: str = "l2", prototype: str = "mixup",
+                 wrt: str = "ood", temperature: float = 1.0):
         super().__init__(prototype, wrt, temperature)
         if int(k) < 1:
             raise ValueError(f"grood k must be ≥ 1, got {k}")
-        for name, what, value, choices in (("index", "index kind", index, faiss_index.KINDS),
-                                           ("metric", "metric", metric, faiss_index.METRICS)):
-            if value not in choices:  # names the detector and its config key
-                raise IndexParamError(name, f"grood {what} must be one of {choices}, got {value!r}")
-        self.k, self.index, self.metric = int(k), index, metric
-        self.nlist, self.nprobe = int(nlist), int(nprobe)
-        self.m, self.nbits, self.train_size, self.seed = int(m), int(nbits), train_size, int(seed)
-        self.index_spec  # noqa: B018  (builds the spec: bad index parameters fail now, not after a fit)
-
-    @property
-    def index_spec(self) -> faiss_index.IndexSpec:
-        return faiss_index.IndexSpec(kind=self.index, metric=self.metric, nlist=self.nlist, nprobe=self.nprobe,
-                                     m=self.m, nbits=self.nbits, train_size=self.train_size, seed=self.seed)
+        if metric not in faiss_index.METRICS:  # names the detector and its config key
+            raise IndexParamError("metric", f"grood metric must be one of {faiss_index.METRICS}, got {metric!r}")
+        self.k, self.metric = int(k), metric
+        self._set_index(index, metric)  # `index: {kind: ..., nlist: ...}` (grood.search.kinds), checked now
 
     def indexed_rows(self, gradients, logits, labels, **_):
         """``(vectors, mask)``: the training rows the index holds — the correctly classified ones

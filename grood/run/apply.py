@@ -1,12 +1,12 @@
-"""Apply a finished run to new images: read them, run the run's network, score with its detector.
+"""Apply a finished run to new images: read them, then score them with the pipeline's own stages.
 
-Everything comes from the run directory (:mod:`grood.run.finished`): checkpoint (input spec, classes),
-prototypes, fitted detector and the stored ID test scores that set the threshold.  Each step
-repeats the pipeline's own computation — the same forward pass (fp32, channels-last, the run's
-feature batch size), the same closed-form gradients in the same row blocks, the same detector —
-so scoring the ID test set here gives the stored scores.  When a stage changes (features, gradients,
-score, the run layout in :mod:`grood.run.finished`), this module must follow: the slow test
-``tests/test_cli.py::test_score_of_the_id_test_set_equals_the_pipeline`` catches drift.
+The readable images become a prepared dataset of their own (one per image shape) in a temporary
+folder, and the very stage functions the workflow's jobs call run on it — ``features`` (the run's
+checkpoint, its feature batch size), ``gradients`` (the detector's prototypes file, ``wrt`` and
+temperature, the run's gradient row blocks) and ``score`` (the run's fitted detector, one faiss
+thread as the score jobs) — so there is no second copy of the computation: scoring the ID test set
+here gives the stored scores bit for bit.  Everything comes from the run directory
+(:mod:`grood.run.finished`), including the stored ID test scores that set the threshold.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from grood.run.finished import RunError, SeedRun, gradient_space
 from grood.method.vocab import GRADIENT_STORE_ARRAYS
 
 log = logging.getLogger("grood.run.apply")
-
-SCORE_THREADS = 1  # the score rule's threads: faiss searches with one thread there
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -123,20 +121,24 @@ def _npz_images(path: Path, size: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- detector
 
-def open_detector(path: Path):
-    """A run's fitted detector from the pickle-free store; a legacy pickle is refused, never opened."""
-    from grood.detectors.store import load_detector
+def scorable_detector(path: Path):
+    """The detector a run stored at ``path``, as configured (from its checked header; its fitted state
+    stays on disk for the score stage), refused when it cannot score new images: a legacy pickle is
+    never opened, an index-sharded fit holds no index."""
+    from grood.detectors import make_detector
+    from grood.detectors.store import read_header
 
     if path.suffix == ".pkl":
         raise RunError(f"{path} is a pickle (grood's detector format before the pickle-free store): opening "
                        f"it could run whatever code it holds, so grood never does. Fix: re-fit the run's "
                        f"detectors with this grood (snakemake re-runs fit_detector, seconds per detector)")
-    det = load_detector(path)
-    if getattr(det, "index_shards", 1) > 1:
-        raise RunError(f"{path} was fitted with shards.index: {det.index_shards}: it holds no k-NN index (the "
+    header = read_header(path)
+    shards = header.get("index_shards", 1)
+    if shards > 1:
+        raise RunError(f"{path} was fitted with shards.index: {shards}: it holds no k-NN index (the "
                        f"run's shard jobs searched only its own datasets), so it cannot score new images. Fix: "
                        f"re-fit it with one index (snakemake --config shards='{{index: 1}}' re-runs fit_detector)")
-    return det
+    return make_detector(header["method"], header["params"])
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -145,54 +147,57 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
                  device: str = "auto", level: float = 0.95) -> pd.DataFrame:
     """One row per image: ``input``, ``score``, ``decision`` (``in`` when ``score ≥ threshold``),
     ``predicted_class`` (original label) and ``threshold`` (keeps ``level`` of the run's ID test set)."""
+    import tempfile
+
     import torch
 
-    from grood.detectors.base import check_finite
-    from grood.net.device import select_device
-    from grood.net.forward import forward_batches
     from grood.evaluation.metrics import threshold_at_tpr
-    from grood.net.preprocess import InputSpec
-    from grood.net.training import load_checkpoint
 
     if len(inputs) == 0:
         raise DataError("no readable image among the inputs" + _skipped_note(inputs))
-    clock = _Clock()
-    det = open_detector(run.detector_file(detector))
+    path = run.detector_file(detector)
+    det = scorable_detector(path)
     threshold = threshold_at_tpr(run.id_test_scores(detector), level)
-    dev = select_device(device)
-    model, meta = load_checkpoint(run.model, dev)
-    spec, classes = InputSpec.from_dict(meta["spec"]), list(meta["classes"])
+    classes = list(torch.load(run.model, map_location="cpu", weights_only=True)["classes"])
     batch_size = batch_size or run.feature_batch_size()
-    net = model.to(memory_format=torch.channels_last)  # as the features stage
-    clock.lap("run loaded (detector, checkpoint, ID test scores)")
-    n = len(inputs)
-    feats, logits = None, None
-    for images, rows in inputs.groups:
-        out = forward_batches(net, images, spec, dev, batch_size, name=f"{detector}: network")
-        if feats is None:
-            feats = np.empty((n, out["features"].shape[1]), out["features"].dtype)
-            logits = np.empty((n, out["logits"].shape[1]), out["logits"].dtype)
-        feats[rows], logits[rows] = out["features"], out["logits"]
-    arrays = {"features": feats, "logits": logits}
-    clock.lap(f"network on {n} image(s)")
-    if set(det.requires) & set(GRADIENT_STORE_ARRAYS):
-        arrays.update(_gradients(run, det.get_params(), feats, logits))
-        clock.lap("GROOD gradients")
-    if det.needs_network:
-        model, _ = load_checkpoint(run.model, dev)  # the score stage's model (not channels-last)
-        scores = np.empty(n)
-        for images, rows in inputs.groups:
-            scores[rows] = det.score(model=model, images=images, spec=spec, device=dev)
-    else:
-        from grood.search import search_threads
-
-        with search_threads(SCORE_THREADS):  # faiss distances depend on the thread count: as the score jobs
-            scores = det.score(**{k: arrays[k] for k in det.requires})
-    scores = check_finite(f"{detector} scores", np.asarray(scores, dtype=np.float64))
-    clock.lap(f"{detector} scores")
+    scores, predicted = np.empty(len(inputs)), np.empty(len(inputs), dtype=np.int64)
+    with tempfile.TemporaryDirectory(prefix="grood-score-") as tmp:
+        for i, (images, rows) in enumerate(inputs.groups):
+            scores[rows], predicted[rows] = score_images(run, path, det, images, Path(tmp) / f"shape{i}",
+                                                         batch_size, device)
     return pd.DataFrame({"input": inputs.names, "score": scores,
                          "decision": np.where(scores >= threshold, "in", "out"),
-                         "predicted_class": np.asarray(classes)[logits.argmax(1)], "threshold": threshold})
+                         "predicted_class": np.asarray(classes)[predicted], "threshold": threshold})
+
+
+def score_images(run: SeedRun, detector_npz: Path, det, images: np.ndarray, workdir: Path, batch_size: int,
+                 device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Scores (float64) and the network's predicted class index of ``images`` (one shape), by the
+    pipeline's stages on them as a dataset of their own in ``workdir``: features, the detector's
+    gradients when it reads a gradient store, then its scores."""
+    from grood.stages.features import features_stage
+    from grood.stages.gradients import gradients_stage
+    from grood.stages.score import score_stage
+    from grood.storage import read_zarr, save_npz
+
+    workdir.mkdir(parents=True)
+    data = workdir / "images.npz"
+    save_npz(data, {"x_test": images}, {"dataset": "grood score inputs", "n_test": len(images)})
+    stores = [workdir / "features.zarr"]
+    clock = _Clock()
+    features_stage(run.model, data, "test", False, stores[0], batch_size, device)
+    clock.lap(f"network on {len(images)} image(s)")
+    if set(det.requires) & set(GRADIENT_STORE_ARRAYS):
+        params = det.get_params()
+        block = run.chunk_rows(run.gradients(gradient_space(params), "test"), "gradients", default=8192)
+        stores.append(workdir / "gradients.zarr")
+        gradients_stage(stores[0], run.prototypes(params["prototype"]), params["wrt"], params["temperature"],
+                        stores[1], block)
+        clock.lap("GROOD gradients")
+    score_stage(detector_npz, stores, workdir / "scores.npy", model_pt=run.model, data_npz=data, device=device)
+    clock.lap("scores")
+    logits, _ = read_zarr(stores[0], ["logits"])
+    return np.load(workdir / "scores.npy"), logits["logits"].argmax(1)
 
 
 class _Clock:
@@ -208,28 +213,6 @@ class _Clock:
         now = self._now()
         log.info("%s: %.2f s", what, now - self._last)
         self._last = now
-
-
-def _gradients(run: SeedRun, params: dict, feats: np.ndarray, logits: np.ndarray) -> dict[str, np.ndarray]:
-    """GROOD's gradient-store arrays of new samples, as the gradients stage computes and stores them
-    (its prototypes file, ``wrt``, temperature, row blocks and float32)."""
-    from grood.method.gradients import grood_gradients, ncp_softmax
-    from grood.storage import load_npz
-
-    space = gradient_space(params)
-    protos, _ = load_npz(run.prototypes(params["prototype"]), ["P", "p_ood"])
-    if "P" not in protos or "p_ood" not in protos:
-        raise RunError(f"{run.prototypes(params['prototype'])} holds no prototypes P / p_ood")
-    block = run.chunk_rows(run.gradients(space, "test"), "gradients", default=8192)
-    parts: dict[str, list] = {k: [] for k in GRADIENT_STORE_ARRAYS}
-    for start in range(0, len(feats), block):
-        h, z = feats[start : start + block], logits[start : start + block]
-        parts["gradients"].append(grood_gradients(h, z, protos["P"], protos["p_ood"], params["wrt"],
-                                                  params["temperature"]))
-        dist, pi = ncp_softmax(h, protos["P"], protos["p_ood"], params["temperature"])
-        parts["proto_dist"].append(dist[:, -1].astype(np.float32))
-        parts["pi_ood"].append(pi[:, -1].astype(np.float32))
-    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def _skipped_note(inputs: Inputs) -> str:

@@ -1,16 +1,6 @@
-"""A finished run on disk: where each output of a benchmark and seed lives, read without Snakemake.
-
-The workflow writes (workflow/rules/*.smk)::
-
-    <results>/<bench>/metrics.csv, summary.csv            one benchmark, every seed
-    <results>/<bench>/seed<N>/model.pt, train.json        one seed
-        features/<part>.zarr          parts: train, test (the ID set) and each OOD set
-        prototypes/<source>.npz       P, Q (mix-up) and p_ood
-        gradients/<space>/<part>.zarr space: <prototype source>_<wrt>_T<temperature>
-        detectors/<detector>.npz      pickle-free (grood.detectors.store); .pkl in old runs
-        scores/<detector>/<part>.npy
-
-Only paths and small readers live here; nothing is written.
+"""A finished run on disk, read without Snakemake: a benchmark's directory (:class:`BenchRun`) and
+one seed's (:class:`SeedRun`), each output found through the run layout (:mod:`grood.layout`), the
+templates the workflow's rules write by.  Only paths and small readers live here; nothing is written.
 """
 
 from __future__ import annotations
@@ -22,9 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from grood import layout
 from grood.method import vocab
 
-DETECTOR_SUFFIXES = (".npz", ".pkl")  # the pickle-free store; legacy pickles are listed, never opened
+#: a seed's directory below its benchmark's (``seed{seed}``), as a glob and as a pattern
+_SEED_NAME = layout.SEED_DIR.removeprefix(layout.BENCH_DIR + "/")
+SEED_GLOB = layout.fill(_SEED_NAME, seed="*")
+SEED_PATTERN = re.escape(_SEED_NAME).replace(re.escape("{seed}"), r"(\d+)")
 
 
 def gradient_space(params: dict) -> str:
@@ -33,8 +27,18 @@ def gradient_space(params: dict) -> str:
 
 
 def finished_seed_dirs(bench_dir: Path) -> list[Path]:
-    """The ``seed*`` directories of a benchmark directory that hold a trained model."""
-    return [p for p in Path(bench_dir).glob("seed*") if (p / "model.pt").is_file()]
+    """The seed directories of a benchmark directory that hold a trained model."""
+    return [p for p in Path(bench_dir).glob(SEED_GLOB) if (p / _in_seed("model")).is_file()]
+
+
+def _in_seed(output: str, **values) -> str:
+    """``output``'s path below a seed's directory."""
+    return layout.below(layout.SEED_DIR, output, **values)
+
+
+def _in_bench(output: str, **values) -> str:
+    """``output``'s path below a benchmark's directory."""
+    return layout.below(layout.BENCH_DIR, output, **values)
 
 
 class RunError(FileNotFoundError):
@@ -53,7 +57,7 @@ class SeedRun:
         if not root.is_dir():
             raise RunError(f"run directory {root} does not exist; pass a seed directory of a finished run, "
                            f"e.g. results/mnist/seed0")
-        if not (root / "model.pt").is_file():
+        if not (root / _in_seed("model")).is_file():
             seeds = sorted(p.name for p in finished_seed_dirs(root))
             hint = (f"it holds the seeds {seeds}: pass one, e.g. {root / seeds[0]}" if seeds
                     else "is the run finished? (snakemake writes model.pt after training)")
@@ -66,50 +70,60 @@ class SeedRun:
 
     @property
     def seed(self) -> int | None:
-        m = re.fullmatch(r"seed(\d+)", self.root.resolve().name)
+        m = re.fullmatch(SEED_PATTERN, self.root.resolve().name)
         return int(m.group(1)) if m else None
 
     @property
     def model(self) -> Path:
-        return self.root / "model.pt"
+        return self.root / _in_seed("model")
 
     @property
     def train_json(self) -> Path:
-        return self.root / "train.json"
+        return self.root / _in_seed("train_json")
 
     def train_summary(self) -> dict:
         return json.loads(self.train_json.read_text()) if self.train_json.is_file() else {}
 
     def features(self, part: str) -> Path:
-        return self.root / "features" / f"{part}.zarr"
+        return self.root / _in_seed("features", part=part)
 
     def gradients(self, space: str, part: str) -> Path:
-        return self.root / "gradients" / space / f"{part}.zarr"
+        return self.root / _in_seed("gradients", space=space, part=part)
 
     def prototypes(self, source: str) -> Path:
-        return self.root / "prototypes" / f"{source}.npz"
+        return self.root / _in_seed("prototypes", source=source)
 
     def scores(self, detector: str, part: str) -> Path:
-        return self.root / "scores" / detector / f"{part}.npy"
+        return self.root / _in_seed("scores", detector=detector, part=part)
+
+    def glob(self, output: str, **values) -> list[Path]:
+        """The files of ``output`` that exist, every field not given matching anything (sorted)."""
+        return sorted(self.root.glob(layout.pattern(layout.below(layout.SEED_DIR, output, **values))))
 
     def detectors(self) -> dict[str, Path]:
-        """Every stored detector by name (the pickle-free file where both exist)."""
+        """Every stored detector by name (the pickle-free file where both exist; a legacy pickle
+        is listed, never opened)."""
+        store = Path(_in_seed("detector", detector="*"))
         found: dict[str, Path] = {}
-        for suffix in reversed(DETECTOR_SUFFIXES):
-            for p in sorted((self.root / "detectors").glob(f"*{suffix}")):
-                found[p.name[: -len(suffix)]] = p
+        for pattern in (store.with_suffix(layout.LEGACY_DETECTOR_SUFFIX), store):
+            for p in sorted(self.root.glob(str(pattern))):
+                found[p.name.removesuffix(p.suffix)] = p
         return dict(sorted(found.items()))
+
+    def gradient_spaces(self) -> list[str]:
+        """The gradient spaces with a stored training store (``<source>_<wrt>_T<temperature>``)."""
+        return [p.parent.name for p in self.glob("gradients", part="train")]
 
     def detector_file(self, name: str) -> Path:
         found = self.detectors()
         if name not in found:
             raise RunError(f"{self.root} has no detector {name!r}; it holds {sorted(found) or 'none'} "
-                           f"(in {self.root / 'detectors'})")
+                           f"(in {self.root / Path(_in_seed('detector', detector='x')).parent})")
         return found[name]
 
     def score_parts(self, detector: str) -> list[str]:
         """Parts with stored scores of ``detector``: ``test`` first, then the OOD sets by name."""
-        parts = sorted(p.stem for p in (self.root / "scores" / detector).glob("*.npy"))
+        parts = sorted(p.stem for p in self.glob("scores", detector=detector))
         return sorted(parts, key=lambda p: p != "test")
 
     def id_test_scores(self, detector: str) -> np.ndarray:
@@ -148,8 +162,8 @@ class BenchRun:
     @classmethod
     def open(cls, path: str | Path) -> "BenchRun":
         root = Path(path)
-        if not (root / "metrics.csv").is_file():
-            hint = (f"it looks like a seed directory: pass {root.parent}" if (root / "model.pt").is_file()
+        if not (root / _in_bench("metrics_csv")).is_file():
+            hint = (f"it looks like a seed directory: pass {root.parent}" if (root / _in_seed("model")).is_file()
                     else "pass a benchmark directory of a finished run, e.g. results/mnist")
             raise RunError(f"{root} has no metrics.csv; {hint}")
         return cls(root)
@@ -160,7 +174,11 @@ class BenchRun:
 
     @property
     def metrics_csv(self) -> Path:
-        return self.root / "metrics.csv"
+        return self.root / _in_bench("metrics_csv")
+
+    def train_jsons(self) -> dict[int, Path]:
+        """Each finished seed's ``train.json`` that exists, by seed."""
+        return {run.seed: run.train_json for run in self.seeds() if run.train_json.is_file()}
 
     def seeds(self) -> list[SeedRun]:
         runs = [SeedRun(p) for p in finished_seed_dirs(self.root)]

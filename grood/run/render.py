@@ -1,8 +1,9 @@
-"""Render every figure of a finished benchmark from its results directory (no Snakemake).
+"""Every figure of a finished benchmark, redrawn from its results directory (``grood figures``).
 
-``python -m grood.figures results/mnist --out figures/`` (or ``grood figures …``) writes, as PNG and
-PDF: ``summary_auroc_heatmap``, ``summary_near_far``, ``detector_<name>`` (one per detector),
-``method_gradient_space``, ``method_mixup`` and ``training_curves``.
+The figures are the rows of :data:`grood.figures.catalog.FIGURES`, drawn by the very functions the
+workflow's figure jobs call, from the same files; only the :class:`~grood.figures.catalog.Context`
+comes from what the run holds instead of its config: the OOD sets and detectors from its
+``metrics.csv``, the gradient space from its gradient stores, the mix-up from its prototypes.
 """
 
 from __future__ import annotations
@@ -11,27 +12,26 @@ import logging
 import time
 from pathlib import Path
 
-from grood.figures import load
-from grood.run.finished import BenchRun
+from grood.figures import catalog
+from grood.run.finished import BenchRun, RunError
 
 log = logging.getLogger(__name__)
 
+#: the gradient space the gradient-space figure shows, when the run holds it (the default GROOD's)
+DEFAULT_SPACE = "mixup_ood_T1"
 
-def render_all(bench_dir, out_dir, data_dir=None, seed: int | None = None, ood: str | None = None,
-               detectors: list[str] | None = None) -> dict[str, list[Path]]:
-    """Every figure of the benchmark at ``bench_dir`` into ``out_dir``; per-detector and method
-    figures use ``seed`` (default: the first), the method figure the OOD set ``ood`` (default: the
-    first near-OOD set). Returns figure name → written paths; each figure's time is logged."""
-    from grood.figures.detector_page import detector_page
-    from grood.figures.gradient_space import gradient_space_figure
-    from grood.figures.mixup import mixup_examples, mixup_figure
-    from grood.figures.summary import auroc_heatmap, detector_order, near_far_chart
-    from grood.figures.training_curves import training_curves
 
-    bench = BenchRun.open(bench_dir)
-    out = Path(out_dir)
-    long = load.metrics_table(bench)
-    groups = load.ood_groups(long)
+def context(bench: BenchRun, seed: int | None = None, ood: str | None = None, detectors: list[str] | None = None,
+            data_dir=None) -> catalog.Context:
+    """What the figures of a finished benchmark are drawn from: per-detector and method figures on
+    ``seed`` (default: the first), the gradient-space figure on the OOD set ``ood`` (default: the
+    first near one), pages of ``detectors`` (default: all, best near-OOD AUROC first)."""
+    import pandas as pd
+    import zarr
+
+    from grood.figures.summary import detector_order
+
+    long = pd.read_csv(bench.metrics_csv)
     runs = {r.seed: r for r in bench.seeds()}
     if not runs:
         raise FileNotFoundError(f"{bench.root} holds no seed directory with a model.pt")
@@ -39,39 +39,42 @@ def render_all(bench_dir, out_dir, data_dir=None, seed: int | None = None, ood: 
     if seed not in runs:
         raise ValueError(f"seed {seed} is not in {bench.root}; it holds seeds {sorted(runs)}")
     run = runs[seed]
-    order = detector_order(long)
-    name = bench.name
-    written: dict[str, list[Path]] = {}
-
-    def timed(key, draw):
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            written[key] = draw()
-        finally:
-            log.info("figure %s: %.1f s (%.1f s CPU)", key, time.perf_counter() - t0, time.process_time() - c0)
-
-    timed("summary_auroc_heatmap", lambda: auroc_heatmap(long, out / "summary_auroc_heatmap", name, order))
-    timed("summary_near_far", lambda: near_far_chart(long, out / "summary_near_far", name, order))
-    for det in detectors or order:
-        id_scores, ood_scores = load.detector_scores(run, det, list(groups))
-        timed(f"detector_{det}", lambda: detector_page(det, id_scores, ood_scores, groups, out / f"detector_{det}",
-                                                        f"{name}, seed {seed}"))
-    spaces = load.gradient_spaces(run)
+    spaces = sorted(run.gradient_spaces(), key=lambda s: s != DEFAULT_SPACE)
+    gradient = None
     if spaces:
-        ood = ood or next((o for o, g in groups.items() if g == "near"), next(iter(groups)))
-        sets, P, p_ood, wrt, temp = load.projection_sets(run, spaces[0], ood)
-        timed("method_gradient_space", lambda: gradient_space_figure(
-            sets, P, p_ood, out / "method_gradient_space", wrt, temp, f"{name}, seed {seed}, {spaces[0]}"))
+        attrs = dict(zarr.open_group(str(run.gradients(spaces[0], "train")), mode="r").attrs)
+        gradient = {"space": spaces[0], "source": Path(attrs["prototypes"]).stem, "wrt": attrs.get("wrt", "ood"),
+                    "temperature": float(attrs.get("temperature", 1.0))}
     else:
         log.info("no gradient store in %s: no gradient-space figure", run.root)
-    if run.prototypes("mixup").is_file():
-        def mixup():
-            m = load.mixup_inputs(bench, run, data_dir=data_dir)
-            ex = mixup_examples(m["model"], m["images"], m["Q"], m["layer"], m["lam"], m["spec"])
-            return mixup_figure(m["images"], m["labels"], ex, m["Q"], m["lam"], m["layer"],
-                                out / "method_mixup", f"{name}, seed {seed}", m["classes"])
-        timed("method_mixup", mixup)
-    hist, acc = load.histories(bench)
-    if hist:
-        timed("training_curves", lambda: training_curves(hist, out / "training_curves", acc, name))
+    mixup = run.prototypes("mixup").is_file()
+    id_data = str(bench.resolve_data(run.feature_attrs("train").get("data", ""), data_dir)) if mixup else None
+    return catalog.Context(results=str(bench.root.resolve().parent), bench=bench.name, seeds=tuple(sorted(bench.train_jsons())),
+                           seed=seed, groups=dict(zip(long["ood"], long["group"])),
+                           detectors=tuple(detectors or detector_order(long)), gradient=gradient, mixup=mixup,
+                           id_data=id_data, ood=ood)
+
+
+def render_all(bench_dir, out_dir, data_dir=None, seed: int | None = None, ood: str | None = None,
+               detectors: list[str] | None = None) -> dict[str, list[Path]]:
+    """Every figure of the benchmark at ``bench_dir`` into ``out_dir`` (:func:`context` says which);
+    returns figure stem → written paths; each figure's time is logged."""
+    ctx = context(BenchRun.open(bench_dir), seed, ood, detectors, data_dir)
+    out = Path(out_dir)
+    written: dict[str, list[Path]] = {}
+    for fig in catalog.FIGURES.values():
+        for wildcards in fig.instances(ctx):
+            stem = fig.stem_of(wildcards)
+            inputs = fig.inputs(ctx, wildcards)
+            for path in (p for v in inputs.values() for p in ([v] if isinstance(v, str) else v)):
+                if not Path(path).exists():
+                    raise RunError(f"{path} does not exist: the run lacks an input of figure {stem}")
+            t0, c0 = time.perf_counter(), time.process_time()
+            try:
+                written[stem] = fig.draw(inputs, fig.params(ctx, wildcards), str(out / stem))
+            finally:
+                log.info("figure %s: %.1f s (%.1f s CPU)", stem, time.perf_counter() - t0, time.process_time() - c0)
     return written
+
+
+__all__ = ["context", "render_all"]

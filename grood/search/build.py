@@ -21,7 +21,8 @@ import numpy as np
 
 from grood.storage.chunks import block_rows, check_rows, iter_blocks, row_width, seeded_sample, take_rows
 from grood.search.memory import fixed_mmap_threshold
-from grood.search.spec import POINTS_PER_CENTROID, IndexSpec
+from grood.search.kinds import KINDS
+from grood.search.spec import IndexSpec
 from grood.search.vectors import faiss, prepare
 
 log = logging.getLogger(__name__)
@@ -32,24 +33,10 @@ FILL_BYTES = 16 << 20
 
 
 def empty_index(spec: IndexSpec, d: int, n: int):
-    """An untrained faiss index of ``spec``'s kind for ``n`` vectors of width ``d``."""
-    fs = faiss()
+    """An untrained faiss index of ``spec``'s kind for ``n`` vectors of width ``d`` (its row of
+    :data:`grood.search.kinds.KINDS` makes it)."""
     spec.check_width(d)
-    if spec.kind == "flat":
-        return fs.IndexFlatL2(d)
-    nlist = spec.cells(n)
-    quantizer = fs.IndexFlatL2(d)
-    if spec.kind == "ivf_flat":
-        index = fs.IndexIVFFlat(quantizer, d, nlist)
-    else:
-        index = fs.IndexIVFPQ(quantizer, d, nlist, spec.m, spec.nbits)
-        index.pq.cp.seed = spec.seed
-        # codebooks of 2^nbits centroids per sub-quantiser: faiss subsamples to 256 points per centroid
-        # (65k rows × m k-means runs, minutes on a CPU); 64 per centroid trains them as well
-        index.pq.cp.max_points_per_centroid = POINTS_PER_CENTROID
-    index.cp.seed = spec.seed
-    index.nprobe = min(spec.nprobe, nlist)
-    return index
+    return KINDS[spec.kind].make(spec, d, n)
 
 
 def selected_rows(mask: np.ndarray | None, n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -63,12 +50,7 @@ def selected_rows(mask: np.ndarray | None, n: int, start: int = 0, stop: int | N
 def training_sample(source, spec: IndexSpec, rows: np.ndarray, block: int) -> np.ndarray:
     """The prepared seeded training sample of ``spec`` from the candidate ``rows`` of ``source``."""
     picked = seeded_sample(rows, spec.training_rows(len(rows)), spec.seed)
-    x = prepare(take_rows(source, picked, block), spec.metric, "index training vectors")
-    if spec.kind == "ivf_pq" and len(x) < (1 << spec.nbits):
-        raise ValueError(f"ivf_pq with nbits={spec.nbits} trains 2^{spec.nbits}={1 << spec.nbits} "
-                         f"centroids per sub-quantiser but only {len(x)} vectors are indexed; lower "
-                         f"nbits or use ivf_flat / flat for so few vectors")
-    return x
+    return prepare(take_rows(source, picked, block), spec.metric, "index training vectors")
 
 
 def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None = None,
@@ -99,7 +81,7 @@ def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None =
         index.train(x)
         log.info("%s: trained %s (nlist=%d) on %d of %d rows", name, spec.kind, index.nlist, len(x), len(keep))
         del x
-    if spec.kind == "flat":
+    if KINDS[spec.kind].in_place:  # flat: sized once and filled in place
         fixed_mmap_threshold()  # block buffers in their own mappings: no heap creep over the blocks
         blocks = kept_blocks(source, keep, int(block or block_rows(d, target_bytes=FILL_BYTES)), (start, stop),
                              spec.metric, name)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from grood.search.kinds import KINDS
 from grood.search.vectors import faiss
 from grood.storage import CorruptFileError, atomic_path
 
 
-#: faiss's type tags (the first 4 bytes of a serialised index) of the indexes grood builds
-#: (:data:`grood.search.spec.KINDS`: flat, ivf_flat, ivf_pq)
-INDEX_TAGS = {b"IxF2": "IndexFlatL2", b"IwFl": "IndexIVFFlat", b"IwPQ": "IndexIVFPQ"}
+#: faiss's type tags (the first 4 bytes of a serialised index) of the kinds grood builds
+INDEX_TAGS = {kind.faiss_tag: kind.faiss_type for kind in KINDS.values()}
 
 
 def serialize(index) -> np.ndarray:

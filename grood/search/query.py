@@ -20,7 +20,7 @@ import logging
 import numpy as np
 
 from grood.storage.chunks import iter_blocks, row_width
-from grood.search.ivf_blocked import is_ivf_flat, search_ivf_flat
+from grood.search.kinds import kind_of
 from grood.search.vectors import blas_blocks, faiss, gpu_available, prepare, search_threads
 
 log = logging.getLogger(__name__)
@@ -77,13 +77,14 @@ def _check(index, queries, k: int) -> int:
 
 def searcher_of(index, use_gpu: bool | str = "auto"):
     """``(prepared queries, k) -> (distances, ids)`` for ``index``: faiss's GPU copy when
-    :func:`wants_gpu`; on the CPU the cell-by-cell GEMM search for IVF-Flat, else faiss's own."""
+    :func:`wants_gpu`; on the CPU the kind's own search where it has one (IVF-Flat: cell by cell as
+    GEMMs, :data:`grood.search.kinds.KINDS`), else faiss's."""
     searcher = on_device(index, use_gpu)
     if searcher is not index:
         return searcher.search
-    if is_ivf_flat(index):
-        return lambda q, k: search_ivf_flat(index, q, k)
-    return index.search
+    kind = kind_of(index)
+    ours = kind.cpu_search(index) if kind is not None and kind.cpu_search is not None else None
+    return ours or index.search
 
 
 def _batches(index, queries, k: int, metric: str, use_gpu: bool | str, batch_size: int, name: str):

@@ -1,30 +1,27 @@
-"""Which faiss index to build, by name and parameters, checked before any data is read.
+"""Which faiss index to build: a kind (:data:`grood.search.kinds.KINDS`) and its parameters,
+checked before any data is read.
 
-``flat``      exact ``IndexFlatL2`` (the default; GROOD's and kNN's published setting is exact).
-``ivf_flat``  ``IndexIVFFlat``: ``nlist`` k-means cells, ``nprobe`` of them searched per query;
-              full vectors, so its only error is a neighbour in an unsearched cell.
-``ivf_pq``    ``IndexIVFPQ``: as ``ivf_flat`` but each vector stored as ``m`` codes of ``nbits``
-              bits (``m`` bytes at 8 bits instead of 4·D), distances from the codes.
-
-Quantisers (k-means cells, PQ codebooks) are trained on a seeded sample of ``train_size`` rows, so
-training memory does not grow with the data.  ``cosine`` is L2 on L2-normalised vectors.
+In a detector's config the index is one nested mapping, ``index: {kind: ivf_flat, nlist: 1024,
+nprobe: 32}`` (:meth:`IndexSpec.from_config`; left out: ``{kind: flat}``); the distance (``metric``:
+``l2``, or ``cosine`` = L2 on L2-normalised vectors) is the detector's own.  Errors name the key
+(:class:`IndexParamError`), e.g. ``index.nbits``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-KINDS = ("flat", "ivf_flat", "ivf_pq")
-METRICS = ("l2", "cosine")
+from grood.search.kinds import KINDS, MIN_POINTS_PER_CENTROID, POINTS_PER_CENTROID, cells
+from grood.search.vectors import METRICS
 
-#: faiss warns below 39 training points per centroid; we never ask for fewer
-MIN_POINTS_PER_CENTROID = 39
-#: training rows per centroid by default: k-means converges well with 64 (faiss caps at 256)
-POINTS_PER_CENTROID = 64
+#: every parameter an index kind may read, with its bounds (integers in [low, high])
+BOUNDS = {"nlist": (1, 1 << 24), "nprobe": (1, 1 << 24), "m": (1, 4096), "nbits": (1, 16)}
+#: how a config gives an index (the error for an old flat form shows it)
+EXAMPLE = "index: {kind: ivf_flat, nlist: 1024, nprobe: 32}"
 
 
 class IndexParamError(ValueError):
-    """A bad index parameter; ``key`` is the detector's config key for it (``index``, ``nlist``, …)."""
+    """A bad index parameter; ``key`` is its config key below the detector (``index.nlist``, ``metric``)."""
 
     def __init__(self, key: str, message: str):
         super().__init__(message)
@@ -44,21 +41,24 @@ class IndexSpec:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise IndexParamError("index", f"index kind must be one of {KINDS}, got {self.kind!r}")
+            raise IndexParamError("index.kind", f"index kind must be one of {tuple(KINDS)}, got {self.kind!r}")
         if self.metric not in METRICS:
             raise IndexParamError("metric", f"index metric must be one of {METRICS}, got {self.metric!r}")
-        for name, low, high in (("nlist", 1, 1 << 24), ("nprobe", 1, 1 << 24), ("m", 1, 4096),
-                                ("nbits", 1, 16)):
+        for name, (low, high) in BOUNDS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise IndexParamError(name, f"index {name} must be an integer in [{low}, {high}], got {value!r}")
-        if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size < 1):
-            raise IndexParamError("train_size", f"index train_size must be a positive integer or null "
-                                                f"(automatic), got {self.train_size!r}")
+                raise IndexParamError(f"index.{name}", f"index {name} must be an integer in [{low}, {high}], "
+                                                       f"got {value!r}")
+        if self.train_size is not None and (not isinstance(self.train_size, int) or isinstance(self.train_size, bool)
+                                            or self.train_size < 1):
+            raise IndexParamError("index.train_size", f"index train_size must be a positive integer or null "
+                                                      f"(automatic), got {self.train_size!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise IndexParamError("index.seed", f"index seed must be an integer, got {self.seed!r}")
 
     @classmethod
     def from_params(cls, params: dict | None = None, **defaults) -> "IndexSpec":
-        """A spec from a config mapping; unknown keys are an error that lists the known ones."""
+        """A spec from a flat mapping of its fields; unknown keys are an error that lists the known ones."""
         merged = {**defaults, **(params or {})}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(merged) - known)
@@ -66,40 +66,59 @@ class IndexSpec:
             raise ValueError(f"unknown index parameter(s) {unknown}; known: {sorted(known)}")
         return cls(**merged)
 
+    @classmethod
+    def from_config(cls, index: dict | None, metric: str = "l2") -> "IndexSpec":
+        """A detector's ``index:`` mapping (``kind`` and the parameters that kind reads; None: flat)."""
+        if index is None:
+            return cls(metric=metric)
+        if not isinstance(index, dict):
+            hint = (f"; the old form `index: {index}` with nlist, nprobe, ... beside it is now "
+                    f"`index: {{kind: {index}, nlist: ..., nprobe: ...}}`" if isinstance(index, str) else "")
+            raise IndexParamError("index", f"index is one mapping such as {EXAMPLE} (kinds: {', '.join(KINDS)}), "
+                                           f"got {index!r}{hint}")
+        kind = index.get("kind", "flat")
+        if kind not in KINDS:
+            raise IndexParamError("index.kind", f"index kind must be one of {tuple(KINDS)}, got {kind!r}")
+        for key in index:
+            if key != "kind" and key not in KINDS[kind].params:
+                readers = [k for k, spec in KINDS.items() if key in spec.params]
+                fix = (f"kind {readers[0]} reads it" if readers else
+                       f"{kind} reads {list(KINDS[kind].params) or 'no parameter'}")
+                raise IndexParamError(f"index.{key}", f"index kind {kind!r} does not read {key!r} ({fix}); remove it")
+        return cls(kind=kind, metric=metric, **{k: v for k, v in index.items() if k != "kind"})
+
+    def to_config(self) -> dict:
+        """The ``index:`` mapping of this spec: its kind and every parameter the kind reads."""
+        return {"kind": self.kind, **{name: getattr(self, name) for name in KINDS[self.kind].params}}
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @property
     def exact(self) -> bool:
-        return self.kind == "flat"
+        return KINDS[self.kind].exact
 
     @property
     def needs_training(self) -> bool:
-        return self.kind != "flat"
+        return KINDS[self.kind].centroids(self, 1) > 0
 
     def check_width(self, d: int) -> None:
-        """IVF-PQ splits a vector into ``m`` equal sub-vectors: ``m`` must divide ``d``."""
         if d < 1:
             raise ValueError(f"index vectors must have at least one dimension, got width {d}")
-        if self.kind == "ivf_pq" and d % self.m:
-            divisors = [v for v in range(1, min(d, 256) + 1) if d % v == 0]
-            raise ValueError(f"ivf_pq: m={self.m} sub-quantisers must divide the vector width {d}; "
-                             f"choose m among {divisors}")
 
     def cells(self, n: int) -> int:
         """``nlist`` capped so every cell gets ≥ 39 training points (as faiss wants)."""
-        return max(1, min(self.nlist, int(n) // MIN_POINTS_PER_CENTROID))
+        return cells(self, n)
 
     def training_rows(self, n: int) -> int:
-        """Rows of the seeded training sample for ``n`` indexed vectors (0 for ``flat``)."""
-        if not self.needs_training:
+        """Rows of the seeded training sample for ``n`` indexed vectors (0 for an untrained kind)."""
+        centroids = KINDS[self.kind].centroids(self, n)
+        if not centroids:
             return 0
         if self.train_size is not None:
             return min(int(n), self.train_size)
-        centroids = self.cells(n)
-        if self.kind == "ivf_pq":
-            centroids = max(centroids, 1 << self.nbits)
         return min(int(n), POINTS_PER_CENTROID * centroids)
 
 
-__all__ = ["KINDS", "METRICS", "IndexParamError", "IndexSpec"]
+__all__ = ["EXAMPLE", "IndexParamError", "IndexSpec", "KINDS", "METRICS", "MIN_POINTS_PER_CENTROID",
+           "POINTS_PER_CENTROID"]

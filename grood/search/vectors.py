@@ -7,7 +7,8 @@ import contextlib
 
 import numpy as np
 
-from grood.search.spec import METRICS
+#: the distances an index ranks by: ``cosine`` is L2 on L2-normalised vectors
+METRICS = ("l2", "cosine")
 
 #: faiss's BLAS blocks for exact search: query rows × vector rows per GEMM (faiss: 4096 × 1024)
 BLAS_QUERY_ROWS, BLAS_VECTOR_ROWS = 2048, 8192
@@ -73,4 +74,4 @@ def search_threads(n: int):
         fs.omp_set_num_threads(before)
 
 
-__all__ = ["faiss", "prepare", "gpu_available", "blas_blocks", "search_threads"]
+__all__ = ["METRICS", "faiss", "prepare", "gpu_available", "blas_blocks", "search_threads"]

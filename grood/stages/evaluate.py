@@ -11,6 +11,9 @@ from grood.storage import atomic_path
 
 log = logging.getLogger("grood")
 
+#: the index parameters the approximate-index table shows (blank for a kind that does not read one)
+INDEX_COLUMNS = ("nlist", "nprobe", "m", "nbits")
+
 
 def nearest_prototype_accuracy(test_features_zarr, prototypes_npz) -> float:
     """GROOD's own ID prediction (methods.md §1.5): the nearest class prototype ``argmin_c ‖h − P_c‖``,
@@ -32,15 +35,16 @@ def index_quality_table(reports: list[dict]):
 
     import pandas as pd
 
+    from grood.search.kinds import KINDS
+
     rows = []
     for r in reports:
         rep = json.loads(Path(r["path"]).read_text())
         ix = rep["index"]
+        reads = KINDS[ix["kind"]].params  # blank where the kind does not read a parameter
         for ood, part in rep["parts"].items():
             rows.append({"seed": int(r["seed"]), "detector": r["detector"], "ood": ood, "index": ix["kind"],
-                         "nlist": ix["nlist"], "nprobe": ix["nprobe"],
-                         "m": ix["m"] if ix["kind"] == "ivf_pq" else None,
-                         "nbits": ix["nbits"] if ix["kind"] == "ivf_pq" else None,
+                         **{name: ix[name] if name in reads else None for name in INDEX_COLUMNS},
                          "k": part["k"], "queries": part["n_id_queries"] + part["n_ood_queries"],
                          "recall_at_k": part["recall_at_k"], "auroc_exact": part["auroc_exact"],
                          "auroc_approx": part["auroc_approx"], "auroc_change_points": part["auroc_change_points"]})

@@ -5,11 +5,15 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import grood.config
+from grood import layout
 from grood.codeversion import code_digest
+from grood.figures import catalog
 from grood.method.vocab import GRADIENT_STORE_ARRAYS, OOD_DATA_SOURCES, PROTOTYPE_KEYS, PROTOTYPE_SOURCES
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+# `detectors: {suite: standard, ...}`: the named suite of config/suites.yaml, whatever --configfile says
+grood.config.expand_suites(config, grood.config.load_suites(Path(workflow.basedir) / "config" / "suites.yaml"))
 grood.config.check(config)  # every cross-field problem at once, each naming the key and the fix
 
 R = config["results_dir"]
@@ -89,7 +93,7 @@ def aux_inputs(wc):
 def init_model(wc):
     """train.init: the same seed's checkpoint of the benchmark this one fine-tunes; else none."""
     init = BENCH[wc.bench]["train"].get("init")
-    return [f"{run_dir(init, wc.seed)}/model.pt"] if init else []
+    return [out("model", bench=init, seed=wc.seed)] if init else []
 
 
 def train_weights_input(wc):
@@ -164,9 +168,10 @@ def shard_count(stage):
     return int(config["shards"][stage])  # a digit string from --config too
 
 
-def per_shard(stem, ext, count):
-    """A part's log or benchmark path ``<stem><ext>``; a shard's, ``<stem>/{shard}-of-<count><ext>``."""
-    return f"{stem}/{{shard}}-of-{count}{ext}" if count > 1 else f"{stem}{ext}"
+def per_shard(job, count):
+    """A part's job name (``{part}``, for its log and benchmark files); a shard's,
+    ``{part}/{shard}-of-<count>``."""
+    return f"{job}/{{shard}}-of-{count}" if count > 1 else job
 
 
 def shard_param(count):
@@ -175,13 +180,30 @@ def shard_param(count):
 
 
 # --------------------------------------------------------------------------------------- paths
+# Every path comes from the run layout (grood.layout): a rule names its outputs with out(), the
+# fields it leaves out are its wildcards; logs and timing files with job_log() / job_benchmark().
+
+ROOTS = {"results": R, "resources": RES}
+
+
+def out(output, **values):
+    """``output``'s path in this run's folders (grood.layout); fields not given stay ``{wildcards}``."""
+    fields = layout.fields(layout.OUTPUTS[output])
+    return layout.path(output, **{k: v for k, v in ROOTS.items() if k in fields}, **values)
+
+
+def job_log(rule, scope="run", job=""):
+    """A job's log: ``<results>/logs/<scope>/<rule>[/<job>].log`` (grood.layout.job_file)."""
+    return layout.job_file("log", rule, scope, job, results=R)
+
+
+def job_benchmark(rule, scope="run", job=""):
+    """A job's timing file: ``<results>/benchmarks/<scope>/<rule>[/<job>].tsv``."""
+    return layout.job_file("benchmark", rule, scope, job, results=R)
+
 
 def dataset_npz(name):
-    return f"{RES}/data/{name}.npz"
-
-
-def run_dir(bench, seed):
-    return f"{R}/{bench}/seed{seed}"
+    return out("dataset", dataset=name)
 
 
 def part_dataset(bench, part):
@@ -216,23 +238,11 @@ def score_parts(bench):
     return ["test", *BENCH[bench]["ood"]]
 
 
-def score_files(bench):
-    return [
-        f"{run_dir(bench, seed)}/scores/{det}/{part}.npy"
-        for seed in SEEDS
-        for det in DETECTORS
-        for part in score_parts(bench)
-    ]
-
-
-def score_layout(bench):
-    """What evaluate needs to know about each score file, in the order of score_files()."""
-    return [
-        {"seed": seed, "detector": det, "part": part, "path": f"{run_dir(bench, seed)}/scores/{det}/{part}.npy"}
-        for seed in SEEDS
-        for det in DETECTORS
-        for part in score_parts(bench)
-    ]
+def score_table(bench):
+    """Every score file evaluate reads, with its seed, detector and part (``path``)."""
+    return [{"seed": seed, "detector": det, "part": part,
+             "path": out("scores", bench=bench, seed=seed, detector=det, part=part)}
+            for seed in SEEDS for det in DETECTORS for part in score_parts(bench)]
 
 
 def ncp_inputs(bench):
@@ -241,8 +251,8 @@ def ncp_inputs(bench):
     sources = [det.prototype for det in grood.config.gradient_detectors(config).values()]
     if not sources:
         return {}
-    return {seed: [f"{run_dir(bench, seed)}/features/test.zarr",
-                   f"{run_dir(bench, seed)}/prototypes/{sources[0]}.npz"] for seed in SEEDS}
+    return {seed: [out("features", bench=bench, seed=seed, part="test"),
+                   out("prototypes", bench=bench, seed=seed, source=sources[0])] for seed in SEEDS}
 
 
 def detector_flags():
@@ -261,24 +271,23 @@ def approximate_detectors():
     return [d for d in DETECTORS if not getattr(getattr(detector_object(d), "index_spec", None), "exact", True)]
 
 
-def index_quality_files(bench):
-    return [f"{run_dir(bench, seed)}/index_quality/{det}.json" for seed in SEEDS for det in approximate_detectors()]
-
-
-def index_quality_layout(bench):
-    """What evaluate needs to know about each index_quality report, in the order of index_quality_files()."""
-    return [{"seed": seed, "detector": det, "path": f"{run_dir(bench, seed)}/index_quality/{det}.json"}
+def index_quality_table(bench):
+    """Every index_quality report evaluate reads, with its seed and detector (``path``)."""
+    return [{"seed": seed, "detector": det, "path": out("index_quality", bench=bench, seed=seed, detector=det)}
             for seed in SEEDS for det in approximate_detectors()]
 
 
+def index_quality_ood_stores(wc):
+    """Per OOD set, the stores of the arrays the detector's index holds (index_quality)."""
+    names = detector_object(wc.detector).requires
+    return {ood: detector_array_stores(wc, ood, names) for ood in BENCH[wc.bench]["ood"]}
+
+
 def evaluate_outputs(bench):
-    return {
-        **({"index_quality_csv": f"{R}/{bench}/index_quality.csv"} if approximate_detectors() else {}),
-        "metrics_csv": f"{R}/{bench}/metrics.csv",
-        "summary_csv": f"{R}/{bench}/summary.csv",
-        "table_md": f"{R}/{bench}/results.md",
-        "table_tex": f"{R}/{bench}/results.tex",
-    }
+    """evaluate's outputs, named as grood.layout names them (index_quality.csv: only with an
+    approximate index)."""
+    names = ["index_quality_csv"] if approximate_detectors() else []
+    return {name: out(name, bench=bench) for name in [*names, "metrics_csv", "summary_csv", "table_md", "table_tex"]}
 
 
 def final_outputs():
@@ -289,28 +298,19 @@ def final_outputs():
 def print_results_summary():
     print("\ngrood finished. Results:")
     for bench in BENCH:
-        out = evaluate_outputs(bench)
-        print(f"  {bench}: table {out['table_md']}, metrics {out['metrics_csv']}, figures {figures_dir(bench)}/")
+        outputs = evaluate_outputs(bench)
+        print(f"  {bench}: table {outputs['table_md']}, metrics {outputs['metrics_csv']}, figures {figures_dir(bench)}/")
     print("  all figures with their captions: snakemake --report report.html (same options as this run)")
 
 
 # -------------------------------------------------------------------------------------- figures
-# Every figure is a PNG (bundled by `snakemake --report`, with its caption in workflow/report/) and
-# a PDF. Summary figures follow `evaluate`; the per-detector pages and GROOD's method figures show
-# the first seed and are drawn as soon as its outputs exist.
+# Every figure is a row of grood.figures.catalog.FIGURES: the job that draws it (rule
+# figures_<job>), its stem, caption (workflow/report/), report section, inputs and params. Each is
+# a PNG (bundled by `snakemake --report`) and a PDF. Summary figures follow `evaluate`; the
+# per-detector pages and GROOD's method figures show the first seed and are drawn as soon as its
+# outputs exist.
 
 FIGURE_SEED = min(SEEDS)
-
-
-def figures_dir(bench):
-    return f"{R}/{bench}/figures"
-
-
-def figure_pair(key, png, caption, category, **labels):
-    """A rule's named outputs for one figure: ``key`` the PNG, in the report under ``category`` with
-    its caption and labels, and ``<key>_pdf`` the PDF beside it."""
-    return {key: report(png, caption=f"../report/{caption}", category=category, labels=labels),
-            f"{key}_pdf": png.removesuffix(".png") + ".pdf"}
 
 
 def first_gradient_detector():
@@ -318,67 +318,63 @@ def first_gradient_detector():
     return next(iter(grood.config.gradient_detectors(config).values()), None)
 
 
-def method_figures():
-    """The method figures this config can draw: GROOD's gradient space (with a GROOD-family
-    detector) and the targeted mix-up (when one uses the mix-up OOD prototype)."""
-    detectors = grood.config.gradient_detectors(config).values()
-    return [name for name, used in (("gradient_space", bool(detectors)),
-                                    ("mixup", any(d.prototype == "mixup" for d in detectors))) if used]
+def figure_context(bench):
+    """What the figures of ``bench`` are drawn from, by this config (grood.figures.catalog.Context)."""
+    det = first_gradient_detector()
+    gradient = ({"space": det.gradient_space, "source": det.prototype, "wrt": det.wrt, "temperature": det.temperature}
+                if det else None)
+    return catalog.Context(results=R, bench=bench, seeds=tuple(SEEDS), seed=FIGURE_SEED, groups=BENCH[bench]["ood"],
+                           detectors=tuple(DETECTORS), gradient=gradient,
+                           mixup=any(d.prototype == "mixup" for d in grood.config.gradient_detectors(config).values()),
+                           id_data=dataset_npz(BENCH[bench]["id"]))
 
 
-def figure_ood(bench):
-    """The OOD set of the gradient-space figure: the benchmark's first near-OOD set (else its first)."""
-    ood = BENCH[bench]["ood"]
-    return next((o for o, group in ood.items() if group == "near"), next(iter(ood)))
+def _job_figures(job, bench):
+    return catalog.of_job(job, figure_context(bench))
 
 
-def method_figure_inputs(wc):
-    run = run_dir(wc.bench, FIGURE_SEED)
-    inputs = {}
-    if "gradient_space" in METHOD_FIGURES:
-        det = first_gradient_detector()
-        parts = ("train", "test", figure_ood(wc.bench))
-        inputs |= {"features": [f"{run}/features/{p}.zarr" for p in parts],
-                   "gradients": [f"{run}/gradients/{det.gradient_space}/{p}.zarr" for p in parts],
-                   "prototypes": f"{run}/prototypes/{det.prototype}.npz"}
-    if "mixup" in METHOD_FIGURES:
-        inputs |= {"model": f"{run}/model.pt", "mixup": f"{run}/prototypes/mixup.npz",
-                   "data": dataset_npz(BENCH[wc.bench]["id"])}
-    return inputs
+def _instance(fig, wc):
+    return {fig.per: wc[fig.per]} if fig.per else {}
 
 
-#: method figure → its caption and report label
-METHOD_FIGURE_CAPTIONS = {"gradient_space": ("gradient_space.rst", "GROOD's gradient space"),
-                          "mixup": ("mixup.rst", "targeted mix-up")}
+def figure_inputs(job):
+    """A figures_<job> rule's named inputs (for unpack): every input of the figures it draws."""
+    return lambda wc: catalog.job_inputs(_job_figures(job, wc.bench), figure_context(wc.bench),
+                                         {k: wc[k] for k in wc.keys()})
 
 
-def method_figure_outputs():
-    """The figures_method rule's outputs: each method figure this config draws (PNG + PDF)."""
+def figure_params(job):
+    """A figures_<job> rule's ``figures`` param: each figure it draws → the values its drawing needs."""
+    return lambda wc: {name: fig.params(figure_context(wc.bench), _instance(fig, wc))
+                       for name, fig in _job_figures(job, wc.bench).items()}
+
+
+def figure_outputs(job):
+    """A figures_<job> rule's outputs: each figure's PNG (in the report, with its caption, section and
+    labels) as ``<name>``, its PDF as ``<name>_pdf``; wildcards {bench} (and {detector})."""
     outputs = {}
-    for name in METHOD_FIGURES:
-        caption, label = METHOD_FIGURE_CAPTIONS[name]
-        outputs |= figure_pair(name, f"{R}/{{bench}}/figures/method_{name}.png", caption, "3 Method",
-                               figure=label, benchmark="{bench}")
+    for name, fig in catalog.of_job(job, figure_context(next(iter(BENCH)))).items():
+        png = out("figure", figure=fig.stem, ext="png")
+        outputs[name] = report(png, caption=f"../report/{fig.caption}", category=fig.category,
+                               labels={**fig.labels, "benchmark": "{bench}"})
+        outputs[f"{name}_pdf"] = out("figure", figure=fig.stem, ext="pdf")
     return outputs
 
 
-def gradient_figure_params():
-    """The gradient space the gradient-space figure shows (its name, wrt and temperature)."""
-    det = first_gradient_detector()
-    return {"space": det.gradient_space, "wrt": det.wrt, "temperature": det.temperature} if det else {}
-
-
-def figure_names(bench):
-    """The stems of every figure of a benchmark (in figures_dir)."""
-    return ["summary_auroc_heatmap", "summary_near_far", "training_curves",
-            *(f"detector_{d}" for d in DETECTORS), *(f"method_{m}" for m in METHOD_FIGURES)]
+def has_figures(job):
+    """Whether this config draws any figure of ``job`` (the method figures need a GROOD detector)."""
+    return bool(catalog.of_job(job, figure_context(next(iter(BENCH)))))
 
 
 def figure_files(bench):
-    return [f"{figures_dir(bench)}/{name}.{ext}" for name in figure_names(bench) for ext in ("png", "pdf")]
+    """Every figure file of a benchmark (PNG and PDF)."""
+    ctx = figure_context(bench)
+    return [out("figure", bench=bench, figure=fig.stem_of(wc), ext=ext)
+            for fig in catalog.FIGURES.values() for wc in fig.instances(ctx) for ext in ("png", "pdf")]
 
 
-METHOD_FIGURES = method_figures()
+def figures_dir(bench):
+    return str(Path(out("figure", bench=bench, figure="x", ext="png")).parent)
 
 
 # ------------------------------------------------------------------ detector inputs (per stage)
@@ -389,9 +385,9 @@ def detector_array_stores(wc, part, names):
     names = set(names)
     stores = []
     if names - set(GRADIENT_STORE_ARRAYS):
-        stores.append(f"{run_dir(wc.bench, wc.seed)}/features/{part}.zarr")
+        stores.append(out("features", bench=wc.bench, seed=wc.seed, part=part))
     if names & set(GRADIENT_STORE_ARRAYS):
-        stores.append(f"{run_dir(wc.bench, wc.seed)}/gradients/{gradient_space(wc.detector)}/{part}.zarr")
+        stores.append(out("gradients", bench=wc.bench, seed=wc.seed, space=gradient_space(wc.detector), part=part))
     return stores
 
 
@@ -404,7 +400,7 @@ def score_stores(wc):
 
 
 INDEX_SHARDS = shard_count("index")
-INDEX_SHARD = f"{R}/{{bench}}/seed{{seed}}/shards/index/{{detector}}/{{part}}/{{shard}}-of-{INDEX_SHARDS}.npz"
+INDEX_SHARD = out("index_shard", shards=INDEX_SHARDS)
 
 
 def index_sharded(detector):
@@ -433,7 +429,7 @@ def needs_network(detector):
 
 def network_model(wc):
     """The checkpoint, for detectors that run the network at scoring time (ODIN); else nothing."""
-    return [f"{run_dir(wc.bench, wc.seed)}/model.pt"] if needs_network(wc.detector) else []
+    return [out("model", bench=wc.bench, seed=wc.seed)] if needs_network(wc.detector) else []
 
 
 def network_data(wc):
@@ -453,4 +449,4 @@ def datacard_datasets():
 
 
 def datacard_outputs():
-    return {"md": f"{R}/datacard.md", "csv": f"{R}/datacard.csv", "png": f"{R}/datacard.png"}
+    return {kind: out(f"datacard_{kind}") for kind in ("md", "csv", "png")}

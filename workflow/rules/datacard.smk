@@ -16,7 +16,7 @@ rule datacard:
         code=stage_code("datacard"),
     localrule: True
     log:
-        f"{R}/logs/datacard.log",
+        job_log("datacard"),
     conda:
         "../../environment.yml"
     script:

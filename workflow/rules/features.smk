@@ -2,18 +2,17 @@
 # N jobs over row shards plus `features_gather`, a cheap local merge into the very same store. The
 # network pass is always the rule named `features`, so per-rule cluster resources apply to it.
 # Shard i of N: the row blocks [floor(i·nb/N), floor((i+1)·nb/N)) of the nb feature batches,
-# computed in the job from the split's length (grood.storage.shards.row_ranges).
+# computed in the job from the split's length (grood.storage.shards.shard_rows).
 FEATURE_SHARDS = shard_count("features")
-FEATURE_STORE = f"{R}/{{bench}}/seed{{seed}}/features/{{part}}.zarr"
-FEATURE_SHARD = f"{R}/{{bench}}/seed{{seed}}/shards/features/{{part}}/{{shard}}-of-{FEATURE_SHARDS}.zarr"
+FEATURE_SHARD = out("feature_shard", shards=FEATURE_SHARDS)
 
 
 rule features:
     input:
-        model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
+        model=out("model"),
         data=lambda wc: dataset_npz(part_dataset(wc.bench, wc.part)),
     output:
-        zarr=temp(directory(FEATURE_SHARD)) if FEATURE_SHARDS > 1 else directory(FEATURE_STORE),
+        zarr=temp(directory(FEATURE_SHARD)) if FEATURE_SHARDS > 1 else directory(out("features")),
     params:
         split=lambda wc: part_split(wc.part),
         is_id=lambda wc: wc.part in ("train", "test"),
@@ -25,9 +24,9 @@ rule features:
     resources:
         gpu=job_gpus,
     log:
-        per_shard(f"{R}/logs/{{bench}}/seed{{seed}}/features/{{part}}", ".log", FEATURE_SHARDS),
+        job_log("features", "seed", per_shard("{part}", FEATURE_SHARDS)),
     benchmark:
-        per_shard(f"{R}/benchmarks/{{bench}}/seed{{seed}}/features/{{part}}", ".tsv", FEATURE_SHARDS)
+        job_benchmark("features", "seed", per_shard("{part}", FEATURE_SHARDS))
     conda:
         "../../environment.yml"
     script:
@@ -40,13 +39,13 @@ if FEATURE_SHARDS > 1:
         input:
             shards=expand(FEATURE_SHARD, shard=range(FEATURE_SHARDS), allow_missing=True),
         output:
-            zarr=directory(FEATURE_STORE),
+            zarr=directory(out("features")),
         params:
             chunk_rows=config["features"]["batch_size"],
             code=stage_code("features_gather"),
         localrule: True
         log:
-            f"{R}/logs/{{bench}}/seed{{seed}}/features/{{part}}.gather.log",
+            job_log("features", "seed", "{part}.gather"),
         conda:
             "../../environment.yml"
         script:

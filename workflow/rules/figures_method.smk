@@ -1,21 +1,20 @@
-# GROOD itself, on the first seed: its gradient space (first GROOD-family detector, first near-OOD
-# set) and the targeted mix-up (when the OOD prototype is built by mix-up). Only with such detectors.
-if METHOD_FIGURES:
+# GROOD itself, on the first seed (grood.figures.catalog, job "method"): its gradient space (first
+# GROOD-family detector, first near-OOD set) and the targeted mix-up (when the OOD prototype is built
+# by mix-up). Only with such detectors.
+if has_figures("method"):
 
     rule figures_method:
         input:
-            unpack(method_figure_inputs),
+            unpack(figure_inputs("method")),
         output:
-            **method_figure_outputs(),
+            **figure_outputs("method"),
         params:
-            sets=lambda wc: ["ID train", "ID test", figure_ood(wc.bench)],
-            gradient=gradient_figure_params(),
-            title=lambda wc: f"{wc.bench}, seed {FIGURE_SEED}",
+            figures=figure_params("method"),
             code=stage_code("figures_method"),
         log:
-            f"{R}/logs/{{bench}}/figures_method.log",
+            job_log("figures_method", "bench"),
         benchmark:
-            f"{R}/benchmarks/{{bench}}/figures_method.tsv"
+            job_benchmark("figures_method", "bench")
         conda:
             "../../environment.yml"
         script:

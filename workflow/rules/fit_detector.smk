@@ -5,14 +5,14 @@ rule fit_detector:
     input:
         stores=fit_stores,
     output:
-        npz=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.npz",
+        npz=out("detector"),
     params:
         method=lambda wc: DETECTORS[wc.detector]["method"],
         params=lambda wc: detector_params(wc.detector),
         index_shards=lambda wc: index_shards_of(wc.detector),
         code=stage_code("fit_detector"),
     log:
-        f"{R}/logs/{{bench}}/seed{{seed}}/fit_detector/{{detector}}.log",
+        job_log("fit_detector", "seed", "{detector}"),
     conda:
         "../../environment.yml"
     script:

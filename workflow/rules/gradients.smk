@@ -2,19 +2,19 @@
 # mixup_ood_T1). The name is an identity only: source, wrt and temperature are looked up from it.
 rule gradients:
     input:
-        features=f"{R}/{{bench}}/seed{{seed}}/features/{{part}}.zarr",
-        prototypes=lambda wc: f"{run_dir(wc.bench, wc.seed)}/prototypes/{GRADIENT_SPACES[wc.space]['source']}.npz",
+        features=out("features"),
+        prototypes=lambda wc: out("prototypes", bench=wc.bench, seed=wc.seed, source=GRADIENT_SPACES[wc.space]["source"]),
     output:
-        zarr=directory(f"{R}/{{bench}}/seed{{seed}}/gradients/{{space}}/{{part}}.zarr"),
+        zarr=directory(out("gradients")),
     params:
         wrt=gradient_space_param("wrt"),
         temperature=gradient_space_param("temperature"),
         batch_size=config["gradients"]["batch_size"],
         code=stage_code("gradients"),
     log:
-        f"{R}/logs/{{bench}}/seed{{seed}}/gradients/{{space}}/{{part}}.log",
+        job_log("gradients", "seed", "{space}/{part}"),
     benchmark:
-        f"{R}/benchmarks/{{bench}}/seed{{seed}}/gradients/{{space}}/{{part}}.tsv"
+        job_benchmark("gradients", "seed", "{space}/{part}")
     conda:
         "../../environment.yml"
     script:

@@ -2,16 +2,16 @@ rule prepare_dataset:
     input:
         user=user_data_file,
     output:
-        npz=f"{RES}/data/{{dataset}}.npz",
+        npz=out("dataset"),
     params:
         spec=lambda wc: dataset_spec(wc.dataset),
         raw_dir=RAW,
         user_folder=user_folder_manifest,
         code=stage_code("prepare_dataset"),
     log:
-        f"{R}/logs/prepare_dataset/{{dataset}}.log",
+        job_log("prepare_dataset", "run", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/prepare_dataset/{{dataset}}.tsv"
+        job_benchmark("prepare_dataset", "run", "{dataset}")
     conda:
         "../../environment.yml"
     script:

@@ -1,11 +1,11 @@
 rule prototypes:
     input:
-        model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
+        model=out("model"),
         data=lambda wc: dataset_npz(BENCH[wc.bench]["id"]),
-        train_features=f"{R}/{{bench}}/seed{{seed}}/features/train.zarr",
+        train_features=out("features", part="train"),
         ood_val=ood_val_input,
     output:
-        npz=f"{R}/{{bench}}/seed{{seed}}/prototypes/{{source}}.npz",
+        npz=out("prototypes"),
     params:
         prototypes=lambda wc: prototype_params(wc.source),
         device=config["device"],
@@ -14,7 +14,7 @@ rule prototypes:
     resources:
         gpu=job_gpus,
     log:
-        f"{R}/logs/{{bench}}/seed{{seed}}/prototypes/{{source}}.log",
+        job_log("prototypes", "seed", "{source}"),
     conda:
         "../../environment.yml"
     script:

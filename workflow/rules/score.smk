@@ -4,19 +4,18 @@
 # rows are computed in the job from the part's length, aligned to the feature batch size (or, for
 # detectors that run the network such as ODIN, to the detector's batch size): grood.storage.shards.
 SCORE_SHARDS = shard_count("score")
-SCORE_FILE = f"{R}/{{bench}}/seed{{seed}}/scores/{{detector}}/{{part}}.npy"
-SCORE_SHARD = f"{R}/{{bench}}/seed{{seed}}/shards/scores/{{detector}}/{{part}}/{{shard}}-of-{SCORE_SHARDS}.npz"
+SCORE_SHARD = out("score_shard", shards=SCORE_SHARDS)
 
 
 rule score:
     input:
-        detector=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.npz",
+        detector=out("detector"),
         stores=score_stores,
         model=network_model,
         data=network_data,
         index_shards=index_shard_files,  # shards.index > 1: the merged k-NN search replaces the index
     output:
-        scores=temp(SCORE_SHARD) if SCORE_SHARDS > 1 else SCORE_FILE,
+        scores=temp(SCORE_SHARD) if SCORE_SHARDS > 1 else out("scores"),
     params:
         split=lambda wc: part_split(wc.part),
         device=config["device"],
@@ -28,7 +27,7 @@ rule score:
     resources:
         gpu=lambda wc: job_gpus() * int(needs_network(wc.detector)),
     log:
-        per_shard(f"{R}/logs/{{bench}}/seed{{seed}}/score/{{detector}}/{{part}}", ".log", SCORE_SHARDS),
+        job_log("score", "seed", per_shard("{detector}/{part}", SCORE_SHARDS)),
     conda:
         "../../environment.yml"
     script:
@@ -41,12 +40,12 @@ if SCORE_SHARDS > 1:
         input:
             shards=expand(SCORE_SHARD, shard=range(SCORE_SHARDS), allow_missing=True),
         output:
-            npy=SCORE_FILE,
+            npy=out("scores"),
         params:
             code=stage_code("score_gather"),
         localrule: True
         log:
-            f"{R}/logs/{{bench}}/seed{{seed}}/score/{{detector}}/{{part}}.gather.log",
+            job_log("score", "seed", "{detector}/{part}.gather"),
         conda:
             "../../environment.yml"
         script:

@@ -6,7 +6,7 @@ if INDEX_SHARDS > 1:
 
     rule search_index_shard:
         input:
-            detector=f"{R}/{{bench}}/seed{{seed}}/detectors/{{detector}}.npz",
+            detector=out("detector"),
             train=fit_stores,
             queries=score_stores,
         output:
@@ -16,7 +16,7 @@ if INDEX_SHARDS > 1:
             code=stage_code("search_index_shard"),
         threads: 1  # faiss proposes candidates, float64 re-ranking decides: any thread count gives the same
         log:
-            f"{R}/logs/{{bench}}/seed{{seed}}/search_index_shard/{{detector}}/{{part}}/{{shard}}-of-{INDEX_SHARDS}.log",
+            job_log("search_index_shard", "seed", per_shard("{detector}/{part}", INDEX_SHARDS)),
         conda:
             "../../environment.yml"
         script:

@@ -5,8 +5,8 @@ rule train:
         aux=aux_inputs,
         init=init_model,
     output:
-        model=f"{R}/{{bench}}/seed{{seed}}/model.pt",
-        summary=f"{R}/{{bench}}/seed{{seed}}/train.json",
+        model=out("model"),
+        summary=out("train_json"),
     params:
         train=lambda wc: train_params(wc.bench),
         device=config["device"],
@@ -15,9 +15,9 @@ rule train:
     resources:
         gpu=job_gpus,
     log:
-        f"{R}/logs/{{bench}}/seed{{seed}}/train.log",
+        job_log("train", "seed"),
     benchmark:
-        f"{R}/benchmarks/{{bench}}/seed{{seed}}/train.tsv"
+        job_benchmark("train", "seed")
     conda:
         "../../environment.yml"
     script:
