@@ -95,3 +95,44 @@ def assert_plan(got: dict[Job, str], expected: set[Job]) -> None:
     assert set(got) == set(expected), (
         f"\nunexpected (would re-run but should not):\n  {fmt(set(got) - set(expected), got)}"
         f"\nmissing (should re-run but would not):\n  {fmt(set(expected) - set(got))}")
+
+
+# --------------------------------------------------------------------------------- shared configs
+
+def config_with_shards(**shards) -> dict:
+    """config/test.yaml with a kNN detector (k=5) beside GROOD, and ``shards``."""
+    config = copy.deepcopy(TINY)
+    config["detectors"]["knn"] = {"method": "knn", "k": 5}
+    config["shards"] = shards
+    return config
+
+
+def greg_config(**bench_edits) -> dict:
+    """config/test.yaml plus a GReg+ benchmark fine-tuning the tiny CE backbone on two aux sets
+    (a tiny scrambled MNIST and the glyphs of one font package), after ``bench_edits``."""
+    cfg = copy.deepcopy(TINY)
+    cfg["datasets"].update({
+        "aux_scrambled": {"source": "scrambled_train", "base": "mnist",
+                          "base_params": {"max_train": 600}, "n": 300},
+        "aux_glyphs": {"source": "font_glyphs", "packages": ["fonts-croscore"], "n": 300},
+    })
+    cfg["benchmarks"]["tiny_greg_plus"] = {
+        "id": "mnist_tiny", "ood": dict(cfg["benchmarks"]["tiny"]["ood"]),
+        "aux": ["aux_scrambled", "aux_glyphs"],
+        "train": {"arch": "lenet5", "epochs": 1, "batch_size": 32, "lr": 0.001,
+                  "method": "greg_plus", "init": "tiny"}}
+    cfg["benchmarks"]["tiny_greg_plus"].update(bench_edits)
+    return cfg
+
+
+def same_store(a, b):
+    """Two feature stores hold the same arrays, byte for byte, with the same chunks."""
+    import zarr
+
+    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
+    names = sorted(k for k, _ in ga.arrays())
+    assert names == sorted(k for k, _ in gb.arrays()) == ["features", "labels", "logits"]
+    for k in names:
+        x, y = ga[k], gb[k]
+        assert x.dtype == y.dtype and x.shape == y.shape and x.chunks == y.chunks
+        assert x[...].tobytes() == y[...].tobytes(), k  # byte-identical

@@ -21,7 +21,7 @@ import yaml
 from samples import (patterns, write_cifar10, write_cifar100, write_image_folder,
                                 write_svhn)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository
 OOD = {"cifar100_tiny": "near", "tin_tiny": "near", "svhn_tiny": "far", "mnist_like": "far"}
 
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import greg_config
 from grood.data import DataError, aux_overlap, build_dataset
 from grood.data.card import roles
 from grood.data.outliers import AUX_GLYPHS
@@ -24,7 +25,7 @@ from grood.net.greg import (GRegWeights, authors_gradient_term, energy, energy_b
 from grood.net.models import StagedNet, build_model
 from grood.net.training import TrainConfig, augment_batch, encode_labels, make_scheduler, train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository
 RAW = Path(os.environ.get("GROOD_RAW_DIR") or REPO / "resources" / "raw")
 CPU = torch.device("cpu")
 
@@ -626,28 +627,6 @@ def test_scrambled_mnist_is_beyond_recognition():
 
 
 # ----------------------------------------------------------------------------------- the config
-def _greg_config(**bench_edits) -> dict:
-    """config/test.yaml plus a GReg+ benchmark fine-tuning the tiny CE backbone on two aux sets
-    (a tiny scrambled MNIST and the glyphs of one font package), after ``bench_edits``."""
-    import copy
-
-    import yaml
-
-    cfg = copy.deepcopy(yaml.safe_load((REPO / "config" / "test.yaml").read_text()))
-    cfg["datasets"].update({
-        "aux_scrambled": {"source": "scrambled_train", "base": "mnist",
-                          "base_params": {"max_train": 600}, "n": 300},
-        "aux_glyphs": {"source": "font_glyphs", "packages": ["fonts-croscore"], "n": 300},
-    })
-    cfg["benchmarks"]["tiny_greg_plus"] = {
-        "id": "mnist_tiny", "ood": dict(cfg["benchmarks"]["tiny"]["ood"]),
-        "aux": ["aux_scrambled", "aux_glyphs"],
-        "train": {"arch": "lenet5", "epochs": 1, "batch_size": 32, "lr": 0.001,
-                  "method": "greg_plus", "init": "tiny"}}
-    cfg["benchmarks"]["tiny_greg_plus"].update(bench_edits)
-    return cfg
-
-
 def _config_problems(cfg: dict) -> str:
     """The workflow's checks (schema with defaults, the detector suite, then grood.config.validate);
     '' if accepted."""
@@ -672,12 +651,12 @@ def test_greg_config_is_accepted_and_ce_settings_stay_as_before():
     import grood.config
     from snakemake.utils import validate as schema_validate
 
-    assert _config_problems(_greg_config()) == ""
-    assert _config_problems(_greg_config(aux="aux_scrambled")) == ""  # one name, not a list
+    assert _config_problems(greg_config()) == ""
+    assert _config_problems(greg_config(aux="aux_scrambled")) == ""  # one name, not a list
     for name in ("config.yaml", "greg.yaml", "test.yaml"):
         assert _config_problems(yaml.safe_load((REPO / "config" / name).read_text())) == "", name
     # a CE benchmark's train params are what they were before GReg: no keys from the new defaults
-    cfg = _greg_config()
+    cfg = greg_config()
     raw = copy.deepcopy(cfg["benchmarks"]["tiny"]["train"])
     schema_validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     filled = cfg["benchmarks"]["tiny"]["train"]
@@ -731,39 +710,8 @@ def test_greg_config_is_accepted_and_ce_settings_stay_as_before():
      ["benchmarks.tiny_greg_plus.train.method", "adopts a network without training"]),
 ])
 def test_bad_greg_configs_are_refused_naming_the_key(edit, needles):
-    cfg = _greg_config()
+    cfg = greg_config()
     edit(cfg)
     found = _config_problems(cfg)
     for needle in needles:
         assert needle in found, (needle, found)
-
-
-@pytest.mark.slow
-def test_tiny_greg_plus_benchmark_runs_through_the_workflow(tmp_path):
-    """The tiny config plus a GReg+ benchmark: prepare the aux sets, fine-tune the CE backbone,
-    score and tabulate; the table has the benchmark, the card lists the aux sets with their role."""
-    import json
-
-    import pandas as pd
-    import yaml
-
-    from conftest import snakemake
-
-    cfg = _greg_config()
-    cfg["detectors"] = {"msp": {"method": "msp"}, "energy": {"method": "energy"}}  # fewer jobs
-    cfg_file = tmp_path / "greg_tiny.yaml"
-    cfg_file.write_text(yaml.safe_dump(cfg))
-    snakemake(tmp_path, configfile=cfg_file, timeout=1800)
-    res = tmp_path / "results"
-    metrics = pd.read_csv(res / "tiny_greg_plus" / "metrics.csv")
-    assert set(metrics["detector"]) == {"msp", "energy"}
-    assert set(metrics["ood"]) == {"fashion_tiny", "gaussian_tiny"}
-    assert "energy" in (res / "tiny_greg_plus" / "results.md").read_text()
-    summary = json.loads((res / "tiny_greg_plus" / "seed0" / "train.json").read_text())
-    assert summary["history"][0]["sampler_ms_per_step"] > 0
-    assert summary["init"]["checkpoint"].endswith("tiny/seed0/model.pt")
-    assert len(summary["aux"]) == 2 and summary["test_accuracy"] > 0.5
-    card = pd.read_csv(res / "datacard.csv").set_index("name")
-    assert card.loc["aux_glyphs", "role_tiny_greg_plus"] == "auxiliary outliers (training only)"
-    assert card.loc["aux_scrambled", "role_tiny_greg_plus"] == "auxiliary outliers (training only)"
-    assert pd.isna(card.loc["aux_glyphs", "role_tiny"]) or card.loc["aux_glyphs", "role_tiny"] == ""

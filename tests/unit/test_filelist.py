@@ -23,7 +23,7 @@ from grood.net.preprocess import InputSpec
 from grood.stages.io import load_split
 from grood.stages.prepare_dataset import prepare_dataset_stage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository
 
 
 @pytest.fixture(scope="module")

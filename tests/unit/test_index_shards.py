@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import config_with_shards
+
 from grood.detectors.store import DetectorFileError, load_detector, read_header
 from grood.search.exact import exact_search
 from grood.search.vectors import prepare
@@ -135,98 +137,16 @@ def test_tampered_index_shards_header_is_refused(stores, tmp_path):
 # ---------------------------------------------------------------------------------------- config
 
 
-def _test_config(**shards):
-    import yaml
-
-    from conftest import REPO
-
-    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    config["detectors"]["knn"] = {"method": "knn", "k": 5}
-    config["shards"] = shards
-    return config
-
-
 def test_config_refuses_index_shards_with_score_shards_or_approximate_index():
     from grood.config import validate
 
-    assert validate(_test_config(index=3)) == []
-    assert validate(_test_config(index="3", score="1")) == []  # digit strings from --config
-    problems = validate(_test_config(index=2, score=2))
+    assert validate(config_with_shards(index=3)) == []
+    assert validate(config_with_shards(index="3", score="1")) == []  # digit strings from --config
+    problems = validate(config_with_shards(index=2, score=2))
     assert len(problems) == 1 and problems[0].startswith("shards.index: 2 with shards.score: 2")
-    config = _test_config(index=2)
+    config = config_with_shards(index=2)
     config["detectors"]["knn"]["index"] = {"kind": "ivf_flat"}
     assert [p.split(":")[0] for p in validate(config)] == ["detectors.knn.index"]
     assert "use index: {kind: flat} or shards.index: 1" in validate(config)[0]
     config["shards"] = {"index": 1}
     assert validate(config) == []
-
-
-# -------------------------------------------------------------------------------------- workflow
-
-
-def _counts(out):
-    import re
-
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", out, re.M) if rule != "total"}
-
-
-@pytest.mark.slow
-def test_dry_run_plans_index_shard_jobs(tmp_path):
-    import yaml
-
-    from conftest import snakemake
-
-    plans = {}
-    for n in (1, 3):
-        (tmp_path / f"{n}.yaml").write_text(yaml.safe_dump(_test_config(index=n), sort_keys=False))
-        plans[n] = snakemake(tmp_path, "-n", configfile=tmp_path / f"{n}.yaml").stdout
-    plain, sharded = _counts(plans[1]), _counts(plans[3])
-    seeds, parts, index_detectors = 1, 3, 2  # test + two OOD sets; grood and knn
-    assert sharded.pop("search_index_shard") == 3 * seeds * index_detectors * parts
-    assert sharded == plain  # nothing else changes
-    for det in ("grood", "knn"):
-        for i in range(3):
-            assert f"shards/index/{det}/fashion_tiny/{i}-of-3.npz" in plans[3]
-    assert "shards/index/msp" not in plans[3] and "search_index_shard" not in plans[1]
-
-
-@pytest.mark.slow
-def test_index_sharded_run_matches_unsharded(tiny_run, tmp_path):
-    """The tiny run re-fitted and re-scored with shards.index: 2 (kNN added): GROOD's AUROCs equal
-    the unsharded run's, kNN's those of its unsharded stages, to 1e-6."""
-    import shutil
-
-    import pandas as pd
-    import yaml
-
-    from conftest import snakemake
-    from grood.evaluation.metrics import ood_metrics
-
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, symlinks=True)
-    seed_dir = run / "results" / "tiny" / "seed0"
-    for sub in ("detectors", "scores"):
-        shutil.rmtree(seed_dir / sub)
-    (run / "results" / "tiny" / "metrics.csv").unlink()  # else mtime sees an up-to-date target
-    (tmp_path / "sharded.yaml").write_text(yaml.safe_dump(_test_config(index=2), sort_keys=False))
-    # mtime only: the copied model and stores stay valid even if grood/ was edited since the fixture ran
-    proc = snakemake(run, "results/tiny/metrics.csv", "--rerun-triggers", "mtime",
-                     configfile=tmp_path / "sharded.yaml")
-    log = proc.stdout + proc.stderr
-    assert "rule search_index_shard" in log and "rule features" not in log and "rule train" not in log
-    got = pd.read_csv(run / "results" / "tiny" / "metrics.csv").set_index(["detector", "ood"])["auroc"]
-    ref = pd.read_csv(tiny_run / "results" / "tiny" / "metrics.csv").set_index(["detector", "ood"])["auroc"]
-    for ood in ("fashion_tiny", "gaussian_tiny"):
-        assert abs(got[("grood", ood)] - ref[("grood", ood)]) <= 1e-6
-        for det in ("msp", "energy"):  # untouched detectors: the very same numbers
-            assert got[(det, ood)] == ref[(det, ood)]
-    # kNN unsharded, stage by stage on the run's feature stores
-    features = tiny_run / "results" / "tiny" / "seed0" / "features"
-    fit_detector_stage("knn", {"k": 5}, [features / "train.zarr"], tmp_path / "knn.npz")
-    scores = {}
-    for part in ("test", "fashion_tiny", "gaussian_tiny"):
-        score_stage(tmp_path / "knn.npz", [features / f"{part}.zarr"], tmp_path / f"{part}.npy")
-        scores[part] = np.load(tmp_path / f"{part}.npy")
-    for ood in ("fashion_tiny", "gaussian_tiny"):
-        assert abs(got[("knn", ood)] - ood_metrics(scores["test"], scores[ood])["auroc"]) <= 1e-6
-    assert not any((seed_dir / "shards").rglob("*.npz"))  # temp()

@@ -1,16 +1,13 @@
-"""Scatter/gather: shard row ranges, exact merges, and the sharded workflow against the unsharded one."""
+"""Scatter/gather: shard row ranges and exact merges (the sharded workflow against the unsharded one:
+tests/workflow/test_sharded_runs.py)."""
 
 from __future__ import annotations
 
-import re
-import shutil
-
 import numpy as np
 import pytest
-import yaml
 import zarr
 
-from conftest import RAW_CACHE, REPO, snakemake
+from conftest import same_store
 from grood.storage.shards import merge_npz_rows, merge_zarr, row_ranges, shard_rows
 
 # ------------------------------------------------------------------------------------- row ranges
@@ -84,16 +81,6 @@ def _features(d, out, **kw):
                    threads=2, **kw)
 
 
-def _same_store(a, b):
-    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
-    names = sorted(k for k, _ in ga.arrays())
-    assert names == sorted(k for k, _ in gb.arrays()) == ["features", "labels", "logits"]
-    for k in names:
-        x, y = ga[k], gb[k]
-        assert x.dtype == y.dtype and x.shape == y.shape and x.chunks == y.chunks
-        assert x[...].tobytes() == y[...].tobytes(), k  # byte-identical
-
-
 @pytest.mark.parametrize("shards", [3, pytest.param(20, marks=pytest.mark.slow)])  # 20 > 12 batches: empty shards
 def test_merge_features_equals_unsharded(lenet_files, tmp_path, shards):
     d = lenet_files
@@ -106,7 +93,7 @@ def test_merge_features_equals_unsharded(lenet_files, tmp_path, shards):
     assert [tuple(r) for r in rows] == row_ranges(203, shards, 16)
     merged = tmp_path / "merged.zarr"
     merge_zarr(parts, merged, chunk_rows=16)
-    _same_store(whole, merged)
+    same_store(whole, merged)
     attrs = dict(zarr.open_group(str(merged), mode="r").attrs)
     assert attrs["sharded_from"]["count"] == shards
     assert attrs["sharded_from"]["stores"] == [str(p) for p in parts]
@@ -177,60 +164,3 @@ def test_score_shards_merge_equals_unsharded(lenet_files, tmp_path, method, para
     assert ranges == row_ranges(203, 3, 8 if method == "odin" else 16)
     merge_npz_rows(files, tmp_path / "merged.npy")
     assert np.load(tmp_path / "whole.npy").tobytes() == np.load(tmp_path / "merged.npy").tobytes()
-
-
-# -------------------------------------------------------------------------------------- workflow
-
-# `--config` given twice: the last wins, so repeat the raw cache that conftest's helper sets
-SHARDS = "shards={features: 3, score: 2}"
-
-
-@pytest.mark.slow
-def test_dry_run_shows_shard_jobs(tmp_path):
-    out = snakemake(tmp_path, "-n", "--config", f"raw_dir={RAW_CACHE}", SHARDS).stdout
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
-    parts, seeds = 4, 1  # train, test and two OOD sets; one seed
-    assert int(counts["features"]) == 3 * parts * seeds
-    assert int(counts["features_gather"]) == parts * seeds
-    assert int(counts["score"]) == 2 * 3 * 3  # 2 shards × 3 detectors × (test + 2 OOD sets)
-    assert int(counts["score_gather"]) == 3 * 3
-    assert "shards/features/train/2-of-3.zarr" in out
-    # the default config is unchanged: no shard or gather jobs
-    plain = snakemake(tmp_path, "-n").stdout
-    assert "features_gather" not in plain and "score_gather" not in plain and "shards/" not in plain
-
-
-@pytest.mark.slow
-def test_sharded_workflow_matches_unsharded(tiny_run, tmp_path):
-    """The tiny run's model and data, re-run from features on with shards: identical arrays."""
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, symlinks=True)
-    seed_dir = run / "results" / "tiny" / "seed0"
-    for sub in ("features", "prototypes", "gradients", "detectors", "scores"):
-        shutil.rmtree(seed_dir / sub)
-    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
-    config["shards"] = {"features": 3, "score": 2}
-    (tmp_path / "sharded.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # same params
-    ref = tiny_run / "results" / "tiny" / "seed0"
-    # all four feature stores; scores of each detector on some parts (fewer jobs on a small CPU)
-    scores = ["grood/test.npy", "grood/fashion_tiny.npy", "msp/test.npy", "energy/gaussian_tiny.npy"]
-    targets = [str((ref / "features" / f"{p}.zarr").relative_to(tiny_run))
-               for p in ("train", "test", "fashion_tiny", "gaussian_tiny")]
-    targets += [str((ref / "scores" / s).relative_to(tiny_run)) for s in scores]
-    # mtime only: the copied model and data stay valid even if grood/ was edited since the fixture ran
-    proc = snakemake(run, *targets, "--rerun-triggers", "mtime", configfile=tmp_path / "sharded.yaml")
-    assert "rule train" not in proc.stdout + proc.stderr  # the model is reused
-    stores = sorted(p.name for p in (ref / "features").glob("*.zarr"))
-    assert stores == ["fashion_tiny.zarr", "gaussian_tiny.zarr", "test.zarr", "train.zarr"]
-    for name in stores:
-        _same_store(ref / "features" / name, seed_dir / "features" / name)
-        attrs = dict(zarr.open_group(str(seed_dir / "features" / name), mode="r").attrs)
-        assert attrs["sharded_from"]["count"] == 3
-        # rows from the part's length aligned to the batch of 128: 600 train rows are really split,
-        # 200-row parts make one block (two empty shards, merged all the same)
-        n = {"train.zarr": 600}.get(name, 200)
-        assert [tuple(r) for r in attrs["sharded_from"]["rows"]] == row_ranges(n, 3, 128)
-    for rel in scores:
-        a, b = np.load(ref / "scores" / rel), np.load(seed_dir / "scores" / rel)
-        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), rel
-    assert not (seed_dir / "shards").exists() or not any((seed_dir / "shards").rglob("*.npz"))  # temp()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository
 PROFILE = REPO / "profiles" / "slurm"
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]  # needs a running SLURM; starts snakemake

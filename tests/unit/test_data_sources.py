@@ -19,7 +19,7 @@ from grood.data.fetch import Wheel, fetch_debs, fetch_wheel, sha256_file
 from grood.data.letters import centre_of_mass
 from grood.data.fonts import _verify_fonts
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository
 RAW = Path(os.environ.get("GROOD_RAW_DIR") or REPO / "resources" / "raw")
 
 _CACHE: dict = {}
