@@ -62,7 +62,7 @@ class Assumptions:
     gpu_memory_gb: float = 40.0  # the smaller A100
     index_correct_share: float = 1.0  # GROOD indexes correctly classified training rows; 1.0 = upper bound
     ivf_speedup: float = 10.0  # IVF-Flat vs exact at recall@1 ≥ 0.95 (bench case 8 target; synthetic)
-    n_mix: int = 5000  # mix-up images for the OOD prototype (methods.md: a few thousand)
+    n_mix: int = 5000  # mix-up images for the OOD prototype (docs/methods.md: a few thousand)
     sources: dict = field(default_factory=lambda: {
         "gpu_fp32_tflops": "NVIDIA A100 datasheet (FP32, non-tensor-core): 19.5 TFLOPS",
         "conv_efficiency": "assumption: cuDNN fp32 convolutions typically reach about half of peak; "
@@ -71,7 +71,7 @@ class Assumptions:
         "gpu_memory_gb": "NVIDIA A100 datasheet: 40 or 80 GB HBM2(e)",
         "index_correct_share": "upper bound (every training image indexed); ResNet-50 train accuracy < 1",
         "ivf_speedup": "benchmarks.bench case 8 target on synthetic 1M × 512 vectors; real gradients may differ",
-        "n_mix": "methods.md §1.2 default range",
+        "n_mix": "docs/methods.md §1.2 default range",
     })
 
 

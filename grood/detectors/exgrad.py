@@ -1,4 +1,4 @@
-"""The non-gradient family of Igoe et al. (arXiv 2205.10439) — a **reconstruction** (methods.md §4).
+"""The non-gradient family of Igoe et al. (arXiv 2205.10439) — a **reconstruction** (docs/methods.md §4).
 
 The paper's exact score could not be read.  These detectors make its point measurable: for the last
 layer, the per-label cross-entropy gradient is ``G_y = (p − e_y) hᵀ`` (rank 1), so every gradient
@@ -9,9 +9,9 @@ norm factorises into a feature factor and an output factor.  With ``y ~ p`` ("Ex
 
 and GradNorm's gradient is the mean of ``G_y`` over uniform ``y``: ``‖(p − u) hᵀ‖₁ = ‖h‖₁ ‖p − u‖₁``.
 
-Directions, checked on data (the measured AUROCs are in the README's tables, not here, so they
+Directions, checked on data (the measured AUROCs are in docs/results.md's tables, not here, so they
 cannot go stale): ``1 − ‖p‖²`` grows with uncertainty, so the ExGrad ID scores are the negatives —
-the un-negated expected gradient ranks OOD above ID on every MNIST set (methods.md §4).  The
+the un-negated expected gradient ranks OOD above ID on every MNIST set (docs/methods.md §4).  The
 output factor keeps "confident = ID" (as MSP) and the feature factor GradNorm's "larger = ID"
 (see :class:`FeatureNorm`, whose direction depends on the network).
 """
@@ -57,7 +57,7 @@ class ExGradFro(Detector):
 class FeatureNorm(Detector):
     """The feature factor alone: ``S = ‖h‖₁`` (GradNorm's reading: larger ID features).
 
-    Its direction depends on the network: the README's backbone study (config/backbones.yaml)
+    Its direction depends on the network: the backbone study in docs/results.md (config/backbones.yaml)
     shows it on two MNIST networks. We keep the published direction and report what it gives.
     """
 

@@ -1,4 +1,4 @@
-"""Feature-space baselines (methods.md §5): Mahalanobis (Lee et al. 2018) and kNN (Sun et al. 2022).
+"""Feature-space baselines (docs/methods.md §5): Mahalanobis (Lee et al. 2018) and kNN (Sun et al. 2022).
 
 Both fit on the ID training set's penultimate features ``h`` and score any set's features.
 """

@@ -1,4 +1,4 @@
-"""GROOD ablations (methods.md §1.6) that read the gradient store but skip the gradient kNN.
+"""GROOD ablations (docs/methods.md §1.6) that read the gradient store but skip the gradient kNN.
 
 The cosine index (``grood`` with ``metric: cosine``) and the gradients w.r.t. the predicted
 prototype or all prototypes (``grood`` with ``wrt: pred`` / ``wrt: all``) are parameters of

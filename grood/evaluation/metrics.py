@@ -1,4 +1,4 @@
-"""OOD metrics with their conventions named (methods.md §6). ID scores are higher by convention.
+"""OOD metrics with their conventions named (docs/methods.md §6). ID scores are higher by convention.
 
 ``fpr95_id``: share of OOD accepted when 95% of ID is kept (GradNorm, kNN papers).
 ``fpr95_ood``: share of ID rejected when 95% of OOD is caught (OpenOOD, pytorch-ood).

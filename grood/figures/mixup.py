@@ -1,6 +1,6 @@
 """GROOD's targeted mix-up, shown: an image, its early activation ``e_l(x)``, the early prototype
 ``Q_c2`` of its runner-up class ``c2``, and the mixed activation ``λ·e_l(x) + (1 − λ)·Q_c2`` that the
-rest of the network turns into an OOD-like feature (methods.md §1.2). Activations are drawn as
+rest of the network turns into an OOD-like feature (docs/methods.md §1.2). Activations are drawn as
 their mean over channels, on one colour scale per row.
 """
 

@@ -1,4 +1,4 @@
-"""Class prototypes and the OOD prototype (methods.md §1, steps 1–2).
+"""Class prototypes and the OOD prototype (docs/methods.md §1, steps 1–2).
 
 ``P_c`` is the mean penultimate feature of class ``c`` and ``Q_c`` the mean activation after an
 early stage ``l``.  The default OOD prototype comes from *targeted mix-up*: each of ``n_mix``

@@ -8,7 +8,7 @@ source or ``wrt`` value is added here once.
 
 from __future__ import annotations
 
-#: the OOD-prototype sources (methods.md §1.2), each with the ``prototypes:`` config keys it reads
+#: the OOD-prototype sources (docs/methods.md §1.2), each with the ``prototypes:`` config keys it reads
 #: (a source's rule sees only its own keys: changing the mix-up λ leaves the noise prototype)
 PROTOTYPE_KEYS: dict[str, tuple[str, ...]] = {
     "mixup": ("layer", "lam", "n_mix"),
@@ -20,7 +20,7 @@ PROTOTYPE_SOURCES: tuple[str, ...] = tuple(PROTOTYPE_KEYS)
 #: sources built from real OOD images: every result that uses them is flagged
 OOD_DATA_SOURCES: tuple[str, ...] = ("ood_val",)
 
-#: what the NCP-loss gradient is taken with respect to (methods.md §1.3, §1.6)
+#: what the NCP-loss gradient is taken with respect to (docs/methods.md §1.3, §1.6)
 WRT: tuple[str, ...] = ("ood", "pred", "all")
 
 #: arrays of a gradient store (the rest — features, logits, labels — are in the feature store)

@@ -1,4 +1,4 @@
-"""GReg and GReg+ (Sharifi et al., ECCV 2024; methods.md §3): the training losses and the GReg+ sampler.
+"""GReg and GReg+ (Sharifi et al., ECCV 2024; docs/methods.md §3): the training losses and the GReg+ sampler.
 
 GReg adds two terms to the cross-entropy of the ID batch, both on the energy ``E(x) = −logsumexp z``
 (low = in-distribution), over an ID batch and a batch of auxiliary outliers:
@@ -77,7 +77,7 @@ def energy_hinge(e_in: torch.Tensor, e_aux: torch.Tensor, m_in: float = M_IN,
     """``L_S = mean_ID relu(E − m_in)² + mean_aux relu(m_aux − E)²``.
 
     Each mean runs over its whole batch (samples inside their margin add zero), as in Liu et al.'s
-    code and methods.md's ``E_in[·]`` / ``E_aux[·]``: the term shrinks as more samples are separated.
+    code and docs/methods.md's ``E_in[·]`` / ``E_aux[·]``: the term shrinks as more samples are separated.
     """
     return F.relu(e_in - m_in).pow(2).mean() + F.relu(m_aux - e_aux).pow(2).mean()
 

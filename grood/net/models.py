@@ -98,7 +98,7 @@ def cnn_bn_gap(in_channels: int = 1, num_classes: int = 10, width: int = 16) -> 
 
     Accurate (99.3% on MNIST after two bf16 epochs) but not the field's MNIST network: batch norm
     plus global pooling gives bright noise large, confidently classified features, so confidence
-    scores rank noise as more in-distribution than MNIST (README, "Backbones decide rankings").
+    scores rank noise as more in-distribution than MNIST (docs/results.md, "Backbones decide rankings").
     Kept for the backbone study (config/backbones.yaml).
     """
     w = width

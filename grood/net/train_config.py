@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: GReg's defaults, the authors' (methods.md §3): ID energies pushed below M_IN, outlier energies
+#: GReg's defaults, the authors' (docs/methods.md §3): ID energies pushed below M_IN, outlier energies
 #: above M_AUX, weights of the energy hinge L_S and of the input-gradient regulariser L_∇
 M_IN, M_AUX, LAMBDA_S, LAMBDA_GRAD = -25.0, -7.0, 0.1, 1.0
 #: the scale of GReg's input-gradient term L_∇: ``authors`` = their released code's (the mean over
@@ -26,7 +26,7 @@ SCHEDULERS = ("cosine", "onecycle", "constant")
 #: translations with repeated border pixels
 AUGMENTATIONS = ("none", "shift", "crop", "crop_flip")
 #: training methods: plain cross-entropy, GReg (energy hinge + input-gradient regulariser on random
-#: auxiliary outliers) and GReg+ (the same on outliers chosen by energy-based sampling), methods.md §3
+#: auxiliary outliers) and GReg+ (the same on outliers chosen by energy-based sampling), docs/methods.md §3
 METHODS = ("ce", "greg", "greg_plus")
 #: the options only GReg / GReg+ read, with the options only GReg+ reads after them
 GREG_OPTIONS = ("m_in", "m_aux", "lambda_s", "lambda_grad", "grad_norm", "aux_batch_size")
@@ -50,7 +50,7 @@ class TrainConfig:
     #: the benchmark whose backbone (same seed) this run starts from, or None for from scratch; the
     #: workflow loads that checkpoint and passes its weights as ``train(..., init=...)``
     init: str | None = None
-    # --- GReg / GReg+ (methods.md §3); defaults are the authors' ---------------------------------
+    # --- GReg / GReg+ (docs/methods.md §3); defaults are the authors' ---------------------------------
     method: str = "ce"
     m_in: float = M_IN  # ID energies are pushed below this margin
     m_aux: float = M_AUX  # outlier energies above this one

@@ -12,8 +12,10 @@ from grood.search.vectors import faiss
 from grood.storage import CorruptFileError, atomic_path
 
 
-#: faiss's type tags (the first 4 bytes of a serialised index) of the kinds grood builds
-INDEX_TAGS = {kind.faiss_tag: kind.faiss_type for kind in KINDS.values()}
+
+def index_tags() -> dict[bytes, str]:
+    """faiss's type tags (the first 4 bytes of a serialised index) of the kinds grood builds."""
+    return {kind.faiss_tag: kind.faiss_type for kind in KINDS.values()}
 
 
 def serialize(index) -> np.ndarray:
@@ -27,10 +29,10 @@ def deserialize(blob: np.ndarray):
     blob = np.asarray(blob)
     if blob.dtype != np.uint8 or blob.ndim != 1:
         raise ValueError(f"a serialised faiss index is a 1-D uint8 array, got {blob.dtype} {blob.shape}")
-    tag = blob[:4].tobytes()
-    if tag not in INDEX_TAGS:
+    tag, tags = blob[:4].tobytes(), index_tags()
+    if tag not in tags:
         raise ValueError(f"serialised faiss index of type tag {tag!r}: not one grood builds "
-                         f"({sorted(INDEX_TAGS.values())})")
+                         f"({sorted(tags.values())})")
     try:
         return faiss().deserialize_index(blob)
     except RuntimeError as e:  # truncated or corrupt bytes
@@ -58,4 +60,4 @@ def read_index(path: str | os.PathLike, mmap: bool = False):
                                f"that builds it") from e
 
 
-__all__ = ["INDEX_TAGS", "serialize", "deserialize", "write_index", "read_index"]
+__all__ = ["index_tags", "serialize", "deserialize", "write_index", "read_index"]

@@ -48,7 +48,7 @@ def blas_blocks(query_rows: int = BLAS_QUERY_ROWS, vector_rows: int = BLAS_VECTO
     """Run faiss's exact CPU searches with GEMM blocks of ``query_rows × vector_rows`` (restored after).
 
     Why: with d=512 and k=50 on 2 cores, faiss's 4096 × 1024 blocks reached 67–74% of the
-    machine's GEMM, 2048 × 8192 blocks 80–86% (see the README's bench table).  The block buffer
+    machine's GEMM, 2048 × 8192 blocks 80–86% (docs/scale.md, case 9).  The block buffer
     is ``query_rows · vector_rows`` floats (64 MB here).
     """
     cv = faiss().cvar

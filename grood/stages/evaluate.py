@@ -16,7 +16,7 @@ INDEX_COLUMNS = ("nlist", "nprobe", "m", "nbits")
 
 
 def nearest_prototype_accuracy(test_features_zarr, prototypes_npz) -> float:
-    """GROOD's own ID prediction (methods.md §1.5): the nearest class prototype ``argmin_c ‖h − P_c‖``,
+    """GROOD's own ID prediction (docs/methods.md §1.5): the nearest class prototype ``argmin_c ‖h − P_c‖``,
     scored against the labels of the ID test set (labels outside the model's classes are skipped)."""
     from grood.method.prototypes import nearest_prototype
     from grood.storage import load_npz, read_zarr

@@ -221,16 +221,17 @@ def test_help_is_complete(capsys, argv, words):
 
 
 def test_readme_commands_parse():
-    """The README's `grood` commands use options the command has (tests/test_readme.py runs its
-    snakemake commands; these need a finished run, so they are parsed, not run)."""
+    """The README's and docs/ pages' `grood` commands use options the command has (their snakemake
+    commands are run by tests/workflow/test_readme.py; these need a finished run, so they are parsed)."""
     import re
     import shlex
 
     from conftest import REPO
     from grood.run.cli import build_parser
 
-    readme = (REPO / "README.md").read_text()
-    commands = [shlex.split(line, comments=True) for block in re.findall(r"^```bash\n(.*?)^```", readme, re.M | re.S)
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    commands = [shlex.split(line, comments=True) for page in pages
+                for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(), re.M | re.S)
                 for line in block.splitlines() if line.startswith("grood ")]
     assert {c[1] for c in commands} == {"score", "info", "figures", "weights"}, commands
     for words in commands:

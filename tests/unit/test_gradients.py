@@ -1,4 +1,4 @@
-"""GROOD's closed-form NCP gradient against per-sample autograd (methods.md §1.3)."""
+"""GROOD's closed-form NCP gradient against per-sample autograd (docs/methods.md §1.3)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""GReg / GReg+ (methods.md §3) against independent references: the input-gradient regulariser
+"""GReg / GReg+ (docs/methods.md §3) against independent references: the input-gradient regulariser
 against per-sample autograd and central finite differences, the margin masks and the loss
 normalisation on constructed energies, our K-Means against scikit-learn, the sampler on clusters
 built to be found, the auxiliary outlier sources and their overlap check, and training runs
@@ -109,7 +109,7 @@ def test_margin_masks_select_exactly_the_separated_samples():
 @pytest.mark.parametrize("grad_norm", ["paper", "authors"])
 def test_greg_terms_normalise_over_whole_batches(grad_norm):
     """Energies ``E_i = base_i + s_i·(w·x_i)`` at ``x = 0``: ``‖∇E_i‖ = |s_i|·‖w‖`` exactly, so L_∇
-    is known in closed form; both means run over the whole ID / outlier batch (methods.md), and the
+    is known in closed form; both means run over the whole ID / outlier batch (docs/methods.md), and the
     authors' scale divides by the N = 7 rows. Samples exactly at a margin count in the paper's mask;
     in the authors' reduction the relu's derivative is 0 there."""
     base_in, base_aux = [-30.0, -25.0, -20.0, -26.0], [-8.0, -7.0, 0.0]

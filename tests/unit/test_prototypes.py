@@ -1,6 +1,6 @@
 """GROOD's prototypes and targeted mix-up against a hand-built network whose answer is known in
 closed form: a linear two-stage net, so every activation, the runner-up class, the early prototypes
-and the mixed features can be written down with numpy alone (methods.md §1, steps 1–2)."""
+and the mixed features can be written down with numpy alone (docs/methods.md §1, steps 1–2)."""
 
 from collections import OrderedDict
 

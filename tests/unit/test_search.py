@@ -420,3 +420,30 @@ def test_mmap_threshold_is_fixed_on_glibc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert memory.fixed_mmap_threshold()
+
+
+def test_a_new_index_kind_is_one_row(monkeypatch, tmp_path):
+    """An index kind added as one row of grood.search.kinds.KINDS (HNSW here) is built, checked,
+    stored, read back and searched by a detector with nothing else changed."""
+    from grood.detectors import make_detector
+    from grood.detectors.store import load_detector, save_detector
+    from grood.search import kinds
+    from grood.search.vectors import faiss
+
+    def make_hnsw(spec, d, n):
+        index = faiss().IndexHNSWFlat(d, spec.m)
+        index.hnsw.efSearch = spec.nprobe
+        return index
+
+    monkeypatch.setitem(kinds.KINDS, "hnsw", kinds.Kind(exact=False, params=("m", "nprobe"), faiss_type="IndexHNSWFlat",
+                                                        faiss_tag=b"IHNf", make=make_hnsw))
+    x = _clustered(400, 8)
+    det = make_detector("knn", {"k": 3, "index": {"kind": "hnsw", "m": 16, "nprobe": 64}}).fit(features=x)
+    assert type(det.index_).__name__ == "IndexHNSWFlat" and not det.index_spec.exact
+    save_detector(det, tmp_path / "knn.npz")
+    again = load_detector(tmp_path / "knn.npz")
+    np.testing.assert_array_equal(again.score(features=x[:20]), det.score(features=x[:20]))
+    exact = make_detector("knn", {"k": 3}).fit(features=x)
+    np.testing.assert_allclose(det.score(features=x[:20]), exact.score(features=x[:20]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="does not read 'nlist'"):
+        make_detector("knn", {"index": {"kind": "hnsw", "nlist": 8}})

@@ -1,14 +1,17 @@
-"""The README's quick start and configuration sections, run: every `snakemake` command of their
-shell blocks as a dry run (offline, seconds), with every YAML file they show written where the
-commands read it, so the README cannot drift from the workflow again.
+"""The README's and docs/ pages' commands, run: every `snakemake` command of their shell blocks as
+a dry run (offline, seconds), with every YAML file they show written where the commands read it,
+and every `python -m` command asked for its --help, so the documentation cannot drift from the
+workflow again.
 
 Commands run verbatim (plus ``--dry-run``) in a folder that links the repository's files, so
 relative paths such as ``config/test.yaml`` resolve as they would for a user in a checkout; a YAML
-block whose first line is ``# <name>.yaml`` is that file.
+block whose first line is ``# <name>.yaml`` is that file.  (Their links and cited paths:
+tests/unit/test_docs.py; their `grood` commands: tests/unit/test_cli.py.)
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -21,78 +24,107 @@ import yaml
 from conftest import REPO, parse_dry_run
 
 pytestmark = pytest.mark.slow  # starts snakemake
-README = (REPO / "README.md").read_text()
-SECTIONS = ("Quick start", "Configuration", "GReg and GReg+")
-
-
-def section(title: str) -> str:
-    """A ``## title`` section of the README, its ``###`` subsections included."""
-    m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, re.M | re.S)
-    assert m, f"README has no '## {title}' section"
-    return m.group(1)
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def blocks(text: str, lang: str) -> list[str]:
     return re.findall(rf"^```{lang}\n(.*?)^```", text, re.M | re.S)
 
 
-def snakemake_commands(text: str) -> list[list[str]]:
-    """The `snakemake ...` commands of a section's shell blocks (one per line or ``&&`` part)."""
-    commands = []
+def commands(text: str, program: tuple[str, ...]) -> list[list[str]]:
+    """The commands starting with ``program`` in a page's shell blocks (one per line or ``&&`` part),
+    each as ``[NAME=value ..., *words]`` with the variables its block exported before it."""
+    found = []
     for block in blocks(text, "bash"):
+        exported: list[str] = []
         for line in block.splitlines():
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
-                if words and words[0] == "snakemake":
-                    commands.append(words)
-    return commands
+                if words[:1] == ["export"]:
+                    exported += words[1:]
+                elif tuple(words[: len(program)]) == program:
+                    found.append([*exported, *words])
+    return found
+
+
+def split_env(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``(exported variables, the command)`` of :func:`commands`' words."""
+    env = dict(w.split("=", 1) for w in words if re.fullmatch(r"[A-Z_]+=.*", w))
+    return env, words[len(env):]
 
 
 def yaml_files(text: str) -> dict[str, str]:
+    """The page's YAML blocks that say which file they are (``# name.yaml``); every block parses."""
     files = {}
     for block in blocks(text, "yaml"):
-        first = block.splitlines()[0]
-        m = re.fullmatch(r"# (\S+\.ya?ml)", first)
-        assert m, f"a YAML block of the README does not say which file it is (`# name.yaml`):\n{block}"
-        yaml.safe_load(block)  # it parses
-        files[m.group(1)] = block
+        yaml.safe_load(block)
+        m = re.fullmatch(r"# (\S+\.ya?ml)", block.splitlines()[0])
+        if m:
+            files[m.group(1)] = block
     return files
 
 
-CASES = [(title, words) for title in SECTIONS for words in snakemake_commands(section(title))]
+def _rel(page: Path) -> str:
+    return str(page.relative_to(REPO))
+
+
+CASES = [(_rel(page), words) for page in PAGES for words in commands(page.read_text(), ("snakemake",))]
+MODULES = sorted({split_env(words)[1][2] for page in PAGES for words in commands(page.read_text(), ("python", "-m"))})
 
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> Path:
     """A folder that looks like the repository to a user's command (links to its files), with the
-    README's YAML files written into it."""
+    pages' YAML files written into it."""
     root = tmp_path_factory.mktemp("readme")
     for item in REPO.iterdir():
         if item.name not in {".git", ".snakemake", "results", "resources", ".pytest_cache"}:
             (root / item.name).symlink_to(item)
-    for title in SECTIONS:
-        for name, text in yaml_files(section(title)).items():
+    for page in PAGES:
+        for name, text in yaml_files(page.read_text()).items():
+            assert not (root / name).exists(), f"{_rel(page)}: {name} is written by two pages"
             (root / name).write_text(text)
     return root
 
 
-def test_sections_hold_commands():
-    assert len(CASES) >= 5, CASES
-    assert any("my_data.yaml" in words for _, words in CASES)  # the adding-a-dataset snippet is used
+def test_pages_hold_commands():
+    assert len(CASES) >= 10, CASES
+    used = {w for _, words in CASES for w in words}
+    assert {"my_data.yaml", "approximate.yaml", "more_detectors.yaml"} <= used  # the snippets are run
+    assert {"benchmarks.bench", "benchmarks.costmodel", "benchmarks.throughput"} <= set(MODULES)
 
 
-@pytest.mark.parametrize("title, words", CASES, ids=[" ".join(w[1:]) for _, w in CASES])
-def test_readme_command_plans(checkout, title, words):
+@pytest.mark.parametrize("page, words", CASES, ids=[f"{p}: {' '.join(split_env(w)[1][1:])}" for p, w in CASES])
+def test_command_plans(checkout, page, words):
+    """With the variables its block exports (a dry run needs none of their folders to exist), and a
+    GROOD_DATA_ROOT as the GPU configs ask their user to export."""
+    env, words = split_env(words)
+    env = {**os.environ, "GROOD_DATA_ROOT": str(checkout / "data"), **env}
     proc = subprocess.run([sys.executable, "-m", *words, "--dry-run"], cwd=checkout, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, f"README ({title}): `{shlex.join(words)}` fails:\n{proc.stderr[-4000:]}"
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, f"{page}: `{shlex.join(words)}` fails:\n{proc.stderr[-4000:]}"
     jobs = parse_dry_run(proc.stdout)
     assert jobs, proc.stdout[-2000:]
-    if words == ["snakemake", "--cores", "all"]:  # the default benchmark: the job count the README gives
-        claimed = re.search(r"(\d+) jobs in all", section("Quick start"))
-        assert claimed and int(claimed.group(1)) == len(jobs), (claimed and claimed.group(0), len(jobs))
+    rules = {r for r, _ in jobs}
+    if words == ["snakemake", "--cores", "all"]:  # the default benchmark: the job count the pages give
+        for claimed_in in PAGES:
+            for claim in re.findall(r"(\d+) jobs in all", claimed_in.read_text()):
+                assert int(claim) == len(jobs), (_rel(claimed_in), claim, len(jobs))
     if "my_data.yaml" in words:  # merged: the two new sets join the default six, with their id kept
         prepared = {dict(w)["dataset"] for r, w in jobs if r == "prepare_dataset"}
         assert {"my_scans", "my_arrays", "mnist", "fashion_mnist", "uniform_noise"} <= prepared
+    if "approximate.yaml" in words:  # the nested index: each approximate detector gets its report
+        rated = {dict(w)["detector"] for r, w in jobs if r == "index_quality"}
+        assert rated == {"grood_ivf", "grood_pq"}, rated
+    if "more_detectors.yaml" in words:  # the suite and the extra detector
+        fitted = {dict(w)["detector"] for r, w in jobs if r == "fit_detector"}
+        assert {"grood_k10", "odin", "mahalanobis", "knn"} <= fitted, fitted
     if any(w.startswith("shards=") for w in words):
-        assert {r for r, _ in jobs} >= {"features_gather", "score_gather"}
+        assert rules >= {"features_gather", "score_gather"}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_python_module_commands_exist(module):
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "usage" in proc.stdout.lower(), f"python -m {module} --help:\n{proc.stderr[-2000:]}"
