@@ -38,13 +38,13 @@ def describe(run: SeedRun, level: float = 0.95) -> str:
     long = _seed_metrics(run)
     groups = dict(zip(long["ood"], long["group"])) if long is not None else {}
     lines.append("datasets     (part: rows, file)")
-    for store in sorted((run.root / "features").glob("*.zarr"), key=lambda p: ({"train": 0, "test": 1}.get(p.stem, 2), p.stem)):
+    for store in sorted(run.glob("features"), key=lambda p: ({"train": 0, "test": 1}.get(p.stem, 2), p.stem)):
         g = zarr.open_group(str(store), mode="r")
         attrs = dict(g.attrs)
         role = "ID" if store.stem in ("train", "test") else f"OOD, {groups.get(store.stem, '?')}"
         lines.append(f"  {store.stem:<16} {role:<10} {g['features'].shape[0]:>7} rows  "
                      f"{attrs.get('data', '?')} [{attrs.get('split', '?')}]")
-    for proto in sorted((run.root / "prototypes").glob("*.npz")):
+    for proto in run.glob("prototypes"):
         arrays, meta = load_npz(proto)
         extra = ", ".join(f"{k} {meta[k]}" for k in ("layer", "lam", "n_mix", "noise_n", "noise_keep", "n")
                           if k in meta)

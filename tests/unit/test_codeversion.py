@@ -124,7 +124,7 @@ def test_known_defects_stay_fixed():
     assert {"grood/net/device.py", "grood/net/progress.py"} <= files["train"]
     assert {"grood/detectors/base.py", "grood/storage/shards.py", "grood/detectors/store.py"} <= files["score"]
     assert "grood/detectors/store.py" in files["fit_detector"]  # the pickle-free detector files
-    # the detectors' streamed reading and index build (lazy imports inside grood.index)
+    # the detectors' streamed reading and index build (lazy imports of grood.search)
     assert {"grood/storage/chunks.py", "grood/search/build.py", "grood/search/spec.py"} <= files["fit_detector"]
     assert {"grood/search/quality.py", "grood/search/exact.py", "grood/detectors/store.py"} <= files["index_quality"]
     for stage in STAGES:  # every module's parent, and the stages' package (job logging)

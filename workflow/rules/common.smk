@@ -1,4 +1,5 @@
 # Everything that is not a rule: config validation, names, paths, input functions, code digests.
+import functools
 import re
 from pathlib import Path
 
@@ -318,6 +319,7 @@ def first_gradient_detector():
     return next(iter(grood.config.gradient_detectors(config).values()), None)
 
 
+@functools.lru_cache(maxsize=None)
 def figure_context(bench):
     """What the figures of ``bench`` are drawn from, by this config (grood.figures.catalog.Context)."""
     det = first_gradient_detector()
