@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,30 @@ def setup_logging(log_path: str | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines list failed imports
+
+@contextlib.contextmanager
+def job_log(log_path: str):
+    """The log of a job that runs inside the Snakemake process (a ``run:`` rule): what this thread
+    logs to the ``grood`` logger goes to ``log_path``, and so does the traceback of an error,
+    which is re-raised.  Other jobs' threads log to their own files at the same time."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    me = threading.get_ident()
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda record: record.thread == me)
+    logger = logging.getLogger("grood")
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    except BaseException:
+        handler.stream.write(traceback.format_exc())
+        raise
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
 
 def decode_workers(config: dict) -> int:
     """``loader.workers`` of a workflow config: processes that decode a file-list dataset.  Not a

@@ -429,6 +429,27 @@ def needs_network(detector):
     return bool(detector_object(detector).needs_network)
 
 
+# Jobs that only do arithmetic on cached arrays run inside the Snakemake process (config
+# in_process): scoring with a detector that needs neither the network nor a faiss index, and fitting
+# one that learns nothing from the training set. Same stage functions, same bytes, no process start-up.
+IN_PROCESS = config["in_process"] in (True, "true")
+
+
+def scores_in_process(detector):
+    det = detector_object(detector)
+    return (IN_PROCESS and shard_count("score") == 1 and not det.needs_network
+            and not det.state_indexes)
+
+
+def fits_in_process(detector):
+    det = detector_object(detector)
+    return IN_PROCESS and not det.fit_requires and not det.state_indexes
+
+
+LOCAL_SCORES = [d for d in DETECTORS if scores_in_process(d)]
+LOCAL_FITS = [d for d in DETECTORS if fits_in_process(d)]
+
+
 def network_model(wc):
     """The checkpoint, for detectors that run the network at scoring time (ODIN); else nothing."""
     return [out("model", bench=wc.bench, seed=wc.seed)] if needs_network(wc.detector) else []

@@ -8,6 +8,8 @@ SCORE_SHARD = out("score_shard", shards=SCORE_SHARDS)
 
 
 rule score:
+    wildcard_constraints:
+        detector=one_of(d for d in DETECTORS if d not in LOCAL_SCORES),
     input:
         detector=out("detector"),
         stores=score_stores,
@@ -28,10 +30,39 @@ rule score:
         gpu=lambda wc: job_gpus() * int(needs_network(wc.detector)),
     log:
         job_log("score", "seed", per_shard("{detector}/{part}", SCORE_SHARDS)),
+    benchmark:
+        job_benchmark("score", "seed", per_shard("{detector}/{part}", SCORE_SHARDS))
     conda:
         "../../environment.yml"
     script:
         "../scripts/score.py"
+
+
+# The same stage for the detectors that only do arithmetic on cached arrays (config in_process):
+# run inside the Snakemake process — no Python start-up, no sbatch submission (localrule), the same
+# bytes. torch is never imported here (tests/unit/test_in_process.py checks every such detector).
+rule score_local:
+    wildcard_constraints:
+        detector=one_of(LOCAL_SCORES),
+    input:
+        detector=out("detector"),
+        stores=score_stores,
+    output:
+        scores=out("scores"),
+    params:
+        split=lambda wc: part_split(wc.part),
+        code=stage_code("score"),
+    localrule: True
+    log:
+        job_log("score", "seed", "{detector}/{part}"),
+    benchmark:
+        job_benchmark("score", "seed", "{detector}/{part}")
+    run:
+        from grood.stages import job_log as in_process_log
+        from grood.stages.score import score_stage
+
+        with in_process_log(log[0]):
+            score_stage(input.detector, list(input.stores), output.scores, split=params.split)
 
 
 if SCORE_SHARDS > 1:

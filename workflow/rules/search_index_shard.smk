@@ -17,6 +17,8 @@ if INDEX_SHARDS > 1:
         threads: 1  # faiss proposes candidates, float64 re-ranking decides: any thread count gives the same
         log:
             job_log("search_index_shard", "seed", per_shard("{detector}/{part}", INDEX_SHARDS)),
+        benchmark:
+            job_benchmark("search_index_shard", "seed", per_shard("{detector}/{part}", INDEX_SHARDS))
         conda:
             "../../environment.yml"
         script:

@@ -1,0 +1,130 @@
+"""The jobs that run inside the Snakemake process (rules ``score_local`` and ``fit_local``): the
+same stage functions as the script rules, so the same bytes; they never import torch or faiss
+into the scheduler; and each job's log holds only its own thread's lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+from grood.detectors import METHODS, make_detector
+from grood.detectors.store import save_detector
+from grood.method.gradients import grood_gradients
+from grood.stages import job_log
+from grood.storage import write_zarr
+
+REPO = Path(__file__).resolve().parents[2]
+C, D = 5, 12
+
+
+def _in_process(cls) -> tuple[bool, bool]:
+    """(scored in process, fitted in process) as workflow/rules/common.smk decides, config in_process on."""
+    return (not cls.needs_network and not cls.state_indexes), (not cls.state_indexes and not cls.fit_requires)
+
+
+def _stores(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    means = rng.uniform(0, 3, size=(C, D))
+    head = rng.normal(size=(D, C))
+    paths = {}
+    for part, n in (("train", 300), ("test", 120)):
+        y = rng.integers(0, C, n)
+        h = np.maximum(means[y] + rng.normal(scale=0.8, size=(n, D)), 0).astype(np.float32)
+        z = (h @ head).astype(np.float32)
+        arrays = {"features": h, "logits": z, "labels": y,
+                  "gradients": grood_gradients(h, z, means, means.mean(0) * 0.3),
+                  "proto_dist": rng.uniform(0, 2, n).astype(np.float32),
+                  "pi_ood": rng.uniform(0, 1, n).astype(np.float32)}
+        paths[part] = tmp_path / f"{part}.zarr"
+        write_zarr(paths[part], arrays, chunk_rows=64)
+    return paths
+
+
+def test_in_process_jobs_never_import_torch_or_faiss_and_give_the_script_bytes(tmp_path):
+    """Every detector the workflow scores in process is fitted here, then scored (and, when it
+    learns nothing, fitted) in a fresh interpreter through the stage functions the ``run:`` blocks
+    call: torch and faiss stay unimported, and the scores equal the in-memory ones bit for bit."""
+    from grood.stages.fit_detector import fit_detector_stage
+    from grood.stages.score import score_stage
+    from grood.storage.chunks import open_arrays
+
+    stores = _stores(tmp_path)
+    local_scores, local_fits = [], []
+    for method, cls in METHODS.items():
+        scored, fitted = _in_process(cls)
+        if fitted:
+            local_fits.append(method)
+        if scored:
+            local_scores.append(method)
+            if not fitted:
+                fit_detector_stage(method, {}, [stores["train"]], tmp_path / f"{method}.npz")
+    assert {"msp", "energy", "gradnorm", "mahalanobis", "grood_gnorm"} <= set(local_scores)
+    assert {"msp", "odin", "gradnorm"} <= set(local_fits) and "mahalanobis" not in local_fits
+    assert "odin" not in local_scores and "grood" not in local_scores and "knn" not in local_scores
+
+    child = f"""
+import json, sys
+from grood.stages.fit_detector import fit_detector_stage
+from grood.stages.score import score_stage
+from grood.detectors import METHODS
+tmp = {str(tmp_path)!r}
+for m in {local_fits!r}:
+    fit_detector_stage(m, {{}}, [], f"{{tmp}}/{{m}}.npz")
+for m in {local_scores!r}:
+    score_stage(f"{{tmp}}/{{m}}.npz", [{str(stores['test'])!r}], f"{{tmp}}/{{m}}.npy", split="test")
+print(json.dumps({{"torch": "torch" in sys.modules, "faiss": "faiss" in sys.modules}}))
+"""
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, cwd=REPO, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"torch": False, "faiss": False}
+
+    test = open_arrays([stores["test"]], ("features", "logits", "labels", "gradients", "proto_dist", "pi_ood"))
+    train = open_arrays([stores["train"]], ("features", "logits", "labels", "gradients", "proto_dist", "pi_ood"))
+    for m in local_scores:
+        det = make_detector(m, {})
+        det.fit(**{k: train[k] for k in det.fit_requires})
+        want = np.asarray(det.score(**{k: np.asarray(test[k]) for k in det.requires}), dtype=np.float64)
+        got = np.load(tmp_path / f"{m}.npy")
+        assert got.dtype == np.float64 and np.array_equal(got, want), m
+    # a fit-less detector stored in process is the one the script rule stores: same state, params
+    for m in local_fits:
+        twin = tmp_path / f"{m}.script.npz"
+        save_detector(make_detector(m, {}), twin, method=m, index_shards=1, stores=[])
+        with np.load(tmp_path / f"{m}.npz") as a, np.load(twin) as b:
+            assert sorted(a.files) == sorted(b.files), m
+
+
+def test_job_log_keeps_each_threads_lines_and_the_traceback(tmp_path):
+    """Two in-process jobs log at once: each file holds its own lines only; a failing job's file
+    ends with its traceback and the error still reaches the caller."""
+    log = logging.getLogger("grood")
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def job(name: str, fail: bool):
+        try:
+            with job_log(str(tmp_path / f"{name}.log")):
+                barrier.wait()
+                for i in range(50):
+                    log.info("%s line %d", name, i)
+                if fail:
+                    raise RuntimeError(f"{name} broke")
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=job, args=("a", False)), threading.Thread(target=job, args=("b", True))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    a = (tmp_path / "a.log").read_text()
+    b = (tmp_path / "b.log").read_text()
+    assert a.count("a line") == 50 and "b line" not in a
+    assert b.count("b line") == 50 and "a line" not in b
+    assert "RuntimeError: b broke" in b and "Traceback" in b
+    assert errors == ["b broke"]
+    assert not [h for h in log.handlers if isinstance(h, logging.FileHandler)]
