@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: as recorded in the run, e.g. resources/data)")
     figures.set_defaults(func=_figures)
 
+    timings = sub.add_parser("timings", help="where a finished run spent its time, per rule",
+                             description="One row per rule from the jobs' timing files: jobs, summed, mean "
+                                         "and longest wall time, summed CPU time, peak memory.",
+                             parents=[common])
+    timings.add_argument("results", type=Path, nargs="?", default=Path("results"), metavar="RESULTS_DIR",
+                         help="the run's results folder (default: results)")
+    timings.set_defaults(func=_timings)
+
     weights = sub.add_parser("weights", help="download torchvision weights into $TORCH_HOME",
                              description="Download torchvision's weights into $TORCH_HOME (torch.hub's cache) on "
                                          "a machine with internet, for a config's train.pretrained on machines "
@@ -206,4 +214,11 @@ def _weights(args) -> int:
 
     for name, path in prefetch(args.models):
         print(f"{name}: {path}")
+    return 0
+
+
+def _timings(args) -> int:
+    from grood.run.timings import markdown, rule_timings
+
+    print(markdown(rule_timings(args.results)), end="")
     return 0

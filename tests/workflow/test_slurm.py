@@ -212,4 +212,15 @@ def test_grood_tiny_config_on_slurm(slurm: None, tmp_path: Path) -> None:
     metrics = sorted((tmp_path / "results").glob("**/metrics.csv"))
     assert metrics, f"no results/**/metrics.csv under {tmp_path}:\n{log[-5000:]}"
     assert all(m.stat().st_size > 0 for m in metrics), metrics
-    _assert_jobs_went_through_slurm(log, expected=1)
+    ids = _assert_jobs_went_through_slurm(log, expected=1)
+    # the profile's job groups: data preparation, the one seed's network and scoring work, tables
+    # and figures — three sbatch submissions for the whole DAG; array-only jobs ran in Snakemake
+    groups = re.findall(r"slurm_logs/group_(\w+?)_", log)
+    assert sorted(set(ids)) == sorted(ids) and len(ids) == 3, (ids, groups)
+    assert sorted(groups) == ["data", "report", "seed"], groups
+    assert "rule score_local" in log or "localrule score_local" in log
+    if _accounting_enabled():
+        tres = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,AllocTRES", "-j", ",".join(ids)],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+        gpus = [line for line in tres.splitlines() if "gres/gpu=1" in line]
+        assert len(gpus) == 1, tres  # the seed group holds the (fake) GPU its training asks for

@@ -36,9 +36,9 @@ rule fit_local:
         code=stage_code("fit_detector"),
     localrule: True
     log:
-        job_log("fit_detector", "seed", "{detector}"),
+        job_log("fit_local", "seed", "{detector}"),
     benchmark:
-        job_benchmark("fit_detector", "seed", "{detector}")
+        job_benchmark("fit_local", "seed", "{detector}")
     run:
         from grood.stages import job_log as in_process_log
         from grood.stages.fit_detector import fit_detector_stage

@@ -54,9 +54,9 @@ rule score_local:
         code=stage_code("score"),
     localrule: True
     log:
-        job_log("score", "seed", "{detector}/{part}"),
+        job_log("score_local", "seed", "{detector}/{part}"),
     benchmark:
-        job_benchmark("score", "seed", "{detector}/{part}")
+        job_benchmark("score_local", "seed", "{detector}/{part}")
     run:
         from grood.stages import job_log as in_process_log
         from grood.stages.score import score_stage
