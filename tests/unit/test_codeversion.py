@@ -38,7 +38,9 @@ def _rules() -> dict[str, str]:
 
 
 RULES = _rules()
-STAGES = sorted(RULES)
+#: rules that run a stage inside the Snakemake process (a `run:` block, no script): rule → its stage
+IN_PROCESS = {"score_local": "score", "fit_local": "fit_detector"}
+STAGES = sorted(set(RULES) - set(IN_PROCESS))
 
 _REFERENCE = textwrap.dedent("""
     import ast, importlib.abc, importlib.machinery, json, sys, types
@@ -192,6 +194,20 @@ def test_rule_script_and_stage_share_one_name(rule):
     imports = re.findall(r"^(?:from|import) (\S+)", script, re.M)
     assert imports == ["grood.stages", f"grood.stages.{rule}"], imports
     assert (REPO / "grood" / "stages" / f"{rule}.py").is_file()
+
+
+@pytest.mark.parametrize("rule", sorted(IN_PROCESS))
+def test_in_process_rules_run_their_stage_and_carry_its_digest(rule):
+    """An in-process rule is its stage's twin: its run: block imports grood.stages (job logging) and
+    grood.stages.<stage> only, and its code param is that stage's digest — so editing the stage
+    re-runs both rules' jobs alike."""
+    stage = IN_PROCESS[rule]
+    body = RULES[rule]
+    assert re.search(rf'^\s+code=stage_code\("{stage}"\),$', body, re.M), body
+    assert "script:" not in body and re.search(r"^\s+run:$", body, re.M), body
+    imports = re.findall(r"^\s+from (\S+) import", body, re.M)
+    assert imports == ["grood.stages", f"grood.stages.{stage}"], imports
+    assert "localrule: True" in body
 
 
 def test_every_script_belongs_to_a_rule():
