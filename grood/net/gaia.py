@@ -49,10 +49,13 @@ def _channel_mean(g: torch.Tensor) -> torch.Tensor:
     return g.flatten(2).mean(2) if g.ndim > 2 else g
 
 
-def gaia_statistics(model, x: torch.Tensor, layers: dict[str, list[str]] | None = None) -> dict[str, np.ndarray]:
+def gaia_statistics(model, x: torch.Tensor, layers: dict[str, list[str]] | None = None,
+                    with_outputs: bool = False) -> dict[str, np.ndarray]:
     """``{"gaia_a": (N, K_a), "gaia_z": (N, K_z)}`` (float32) for the batch ``x`` (module doc).
 
-    ``layers``: :func:`gaia_layers` by default.  ``model`` must be in eval mode."""
+    ``layers``: :func:`gaia_layers` by default.  ``model`` must be in eval mode.
+    ``with_outputs``: also ``features`` and ``logits`` of the same forward pass (float32, the values
+    :func:`grood.net.forward.forward_batches` gives), so a features stage needs one forward pass."""
     if model.training:
         raise ValueError("gaia_statistics needs the model in eval mode (model.eval()): in training mode "
                          "batch norm mixes the samples of a batch")
@@ -88,19 +91,24 @@ def gaia_statistics(model, x: torch.Tensor, layers: dict[str, list[str]] | None 
     output_component = grad_h.abs().mean(1).sqrt()
     grads_a = torch.autograd.grad(h.sum(), [maps[n] for n in layers["a"]])
     average = torch.cat([_channel_mean(g) for g in grads_a], 1) / output_component[:, None]
-    return {"gaia_a": average.detach().float().cpu().numpy(), "gaia_z": nonzero.detach().float().cpu().numpy()}
+    out = {"gaia_a": average.detach().float().cpu().numpy(), "gaia_z": nonzero.detach().float().cpu().numpy()}
+    if with_outputs:
+        out.update(features=h.detach().float().cpu().numpy(), logits=z.detach().float().cpu().numpy())
+    return out
 
 
 def gaia_batches(model, images, spec, device, batch_size: int = 256, name: str = "images",
-                 sink: Callable[[int, dict[str, np.ndarray]], None] | None = None) -> dict[str, np.ndarray] | None:
+                 sink: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+                 with_outputs: bool = False) -> dict[str, np.ndarray] | None:
     """:func:`gaia_statistics` of ``images`` batch by batch (inputs as the features stage makes them,
-    :func:`grood.net.forward.batches`): each batch's arrays to ``sink(start, arrays)``, or all collected."""
+    :func:`grood.net.forward.batches`): each batch's arrays to ``sink(start, arrays)``, or all collected;
+    ``with_outputs`` adds ``features`` and ``logits``."""
     from grood.net.forward import batches
 
     model.eval()
-    collected: dict[str, list] = {k: [] for k in NAMES}
+    collected: dict[str, list] = {}
     for start, x in batches(images, spec, batch_size, f"{name}: GAIA"):
-        out = gaia_statistics(model, x.to(device))
+        out = gaia_statistics(model, x.to(device), with_outputs=with_outputs)
         if not all(np.isfinite(v).all() for v in out.values()):
             raise FloatingPointError(f"{name}: non-finite GAIA statistics in rows {start}–{start + len(x) - 1} "
                                      f"(a zero output component: every ∂Σlog p/∂h is 0)")
@@ -108,7 +116,7 @@ def gaia_batches(model, images, spec, device, batch_size: int = 256, name: str =
             sink(start, out)
         else:
             for k, v in out.items():
-                collected[k].append(v)
+                collected.setdefault(k, []).append(v)
     if sink is not None:
         return None
     return {k: np.concatenate(v) for k, v in collected.items()}

@@ -556,9 +556,54 @@ def test_gaia_batches_split_freely_and_need_eval_mode():
     images = np.random.default_rng(4).integers(0, 256, size=(10, 28, 28), dtype=np.uint8)
     spec = spec_from_training(images)
     whole = gaia_statistics(model, to_tensor(images, spec))
-    got = gaia_batches(model, images, spec, "cpu", batch_size=4)
+    got = gaia_batches(model, images, spec, "cpu", batch_size=4, with_outputs=True)
     for k in whole:
         np.testing.assert_allclose(got[k], whole[k], rtol=1e-5, atol=1e-7)
+    # the same forward pass gives the features stage's arrays
+    from grood.net.forward import forward_batches
+
+    ref = forward_batches(model, images, spec, torch.device("cpu"), batch_size=4)
+    for k in ("features", "logits"):
+        np.testing.assert_array_equal(got[k], ref[k])
     with pytest.raises(ValueError, match="eval mode"):
         gaia_statistics(model.train(), to_tensor(images, spec))
     model.eval()
+
+
+def test_she_falls_back_to_the_class_mean_without_a_correct_sample():
+    """Class 1's only training sample (0, 4) is classified as 0: its pattern is its plain mean."""
+    h = np.array([[1.0, 0.0], [3.0, 2.0], [0.0, 4.0]])
+    z = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    det = make_detector("she").fit(features=h, logits=z, labels=np.array([0, 0, 1]))
+    np.testing.assert_allclose(det.patterns_, [[2.0, 1.0], [0.0, 4.0]])
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\] have no training sample"):
+        make_detector("she").fit(features=h, logits=np.zeros((3, 3)), labels=np.array([0, 0, 1]))
+
+
+def test_gaia_hand_worked_on_a_one_conv_network():
+    """conv 1×1 (two channels, weights 1, bias 0) → ReLU → average pool → head W = [[1, 0], [1, 1]],
+    b = (2, 0), on one 2×2 image (1, −1; 2, −3): both channels are (1, 0; 2, 0) after the ReLU, so
+    h = (0.75, 0.75), z = (2.75, 1.5), the max logit is class 0.
+    GAIA-Z: ∂z_0/∂conv reaches channel 0 where the ReLU is on (2 of 4 positions) and never channel 1
+    (W_01 = 0): shares (0.5, 0).  GAIA-A: ∂Σh/∂conv = 1/4 on the active positions, channel means
+    1/8; o = sqrt(mean |Wᵀ(1 − 2p)|) = sqrt((2 p_0 − 1)/2)."""
+    from collections import OrderedDict
+
+    from grood.net.gaia import gaia_layers, gaia_statistics
+    from grood.net.models import StagedNet
+
+    conv = torch.nn.Conv2d(1, 2, 1)
+    fc = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.zero_()
+        fc.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
+        fc.bias.copy_(torch.tensor([2.0, 0.0]))
+    net = StagedNet(OrderedDict(block=torch.nn.Sequential(OrderedDict(conv=conv, relu=torch.nn.ReLU())),
+                                pool=torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())),
+                    fc).eval()
+    assert gaia_layers(net) == {"z": ["block.conv"], "a": ["block.conv"]}
+    out = gaia_statistics(net, torch.tensor([[[[1.0, -1.0], [2.0, -3.0]]]]))
+    np.testing.assert_allclose(out["gaia_z"], [[0.5, 0.0]])
+    p0 = 1.0 / (1.0 + math.exp(-1.25))
+    np.testing.assert_allclose(out["gaia_a"], [[0.125 / math.sqrt((2 * p0 - 1) / 2)] * 2], rtol=1e-6)
