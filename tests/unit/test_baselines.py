@@ -224,6 +224,24 @@ def test_vim_origin_and_residual_space(data):
     assert det.alpha_ == pytest.approx(data["train"]["logits"].max(1).mean() / det.residual_norm(data["train"]["features"]).mean())
 
 
+def test_vim_variance_criterion_hand_worked():
+    """Head with b = 0, so u = 0; training rows (3, 0, 0), (0, 1, 0), (0, 0, 0.1): second-moment
+    eigenvalues 9, 1, 0.01 (÷3) hold 0.8991, 0.9990, 1 of the trace.  variance 0.99 → dim 2, the
+    residual space is e3: h = (1, 1, 2) has residual norm 2; 0.8 → dim 1, residual (1, 2)."""
+    h = np.diag([3.0, 1.0, 0.1])
+    w, b = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]), np.zeros(2)
+    fit = dict(features=h, logits=h @ w.T, head_weight=w, head_bias=b)
+    two = make_detector("vim", {"variance": 0.99}).fit(**fit)
+    one = make_detector("vim", {"variance": 0.8}).fit(**fit)
+    assert (two.dim_, one.dim_) == (2, 1)
+    x = np.array([[1.0, 1.0, 2.0]])
+    np.testing.assert_allclose(two.residual_norm(x), [2.0])
+    np.testing.assert_allclose(one.residual_norm(x), [math.sqrt(5.0)])
+    # α = mean max z / mean residual: max z = 3, 1, 0.1 and residuals 0, 0, 0.1 (dim 2)
+    assert two.alpha_ == pytest.approx((3 + 1 + 0.1) / 0.1)
+    assert make_detector("vim", {"variance": 0.9999999}).fit(**fit).dim_ == 2  # never the whole space
+
+
 # --------------------------------------------------------------------------------------- GEN (§6)
 
 def test_gen_hand_worked():
@@ -410,7 +428,7 @@ def test_every_new_method_is_registered_with_a_grid():
     ("react", {"percentile": 100}, "react percentile"), ("react", {"fit_rows": 0}, "react fit_rows"),
     ("ash", {"variant": "x"}, "ash variant"), ("ash", {"percentile": -1}, "ash percentile"),
     ("scale", {"percentile": 100.0}, "scale percentile"), ("dice", {"sparsity": 101}, "dice sparsity"),
-    ("vim", {"dim": -1}, "vim dim"), ("gen", {"gamma": 0}, "gen gamma"), ("gen", {"top_m": 0}, "gen top_m"),
+    ("vim", {"dim": -1}, "vim dim"), ("vim", {"variance": 1.0}, "vim variance"), ("gen", {"gamma": 0}, "gen gamma"), ("gen", {"top_m": 0}, "gen top_m"),
     ("gradorth", {"threshold": 0}, "gradorth threshold"), ("gradorth", {"threshold": 1.5}, "gradorth threshold"),
     ("gaia", {"variant": "b"}, "gaia variant"),
 ])
