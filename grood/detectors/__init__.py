@@ -34,7 +34,7 @@ METHODS: dict[str, type[Detector]] = {
     # prototype sources are GROOD parameters
     "grood_proto_dist": GROODProtoDist,
     "grood_gnorm": GROODGradNorm,
-    # post-hoc baselines (docs/methods_baselines.md): activation shaping, feature/logit space
+    # post-hoc baselines (docs/baselines.md): activation shaping, feature/logit space
     "react": ReAct,
     "ash": ASH,
     "scale": SCALE,

@@ -28,7 +28,7 @@ class Detector(abc.ABC):
     #: fitted attributes that are faiss indexes (saved in faiss's own serialisation)
     state_indexes: tuple[str, ...] = ()
     #: the hyper-parameter values the method's papers sweep, by constructor parameter (for a tuning
-    #: protocol; docs/methods_baselines.md says where each grid comes from); read-only
+    #: protocol; docs/baselines.md says where each grid comes from); read-only
     sweep_grid: dict[str, list] = {}
 
     def fit(self, **arrays: np.ndarray) -> "Detector":

@@ -1,4 +1,4 @@
-"""Feature- and logit-space baselines (docs/methods_baselines.md §5–9): ViM, GEN, KL-Matching,
+"""Feature- and logit-space baselines (docs/baselines.md §5–9): ViM, GEN, KL-Matching,
 relative Mahalanobis (RMDS) and SHE.  Each fits what depends on the ID training set once (ViM's
 principal space and α, KLM's class templates, RMDS's class and background Gaussians, SHE's class
 patterns) into numeric state arrays; higher scores = more in-distribution.
@@ -36,7 +36,7 @@ class ViM(Detector):
     ``α = mean max z / mean ‖P⊥(h − u)‖`` on that set.  ``dim`` 0: :func:`vim_auto_dim`.
     ``variance`` > 0 (our option, overrides ``dim``): the smallest ``dim`` whose principal space
     holds that share of the trace — for small networks whose ID features fill more than ``D/2``
-    dimensions (docs/methods_baselines.md §5).
+    dimensions (docs/baselines.md §5).
     """
 
     requires = ("features", "logits")

@@ -1,4 +1,4 @@
-"""The rest of the gradient family (docs/methods_baselines.md §10–11): GradOrth and GAIA.
+"""The rest of the gradient family (docs/baselines.md §10–11): GradOrth and GAIA.
 
 GradOrth (Behpour et al., NeurIPS 2023) — a **reconstruction**: the paper's method section could not
 be read; the abstract says the score is the norm of the gradient's projection on the subspace that

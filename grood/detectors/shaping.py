@@ -1,4 +1,4 @@
-"""Activation shaping and rectification (docs/methods_baselines.md §1–4): the penultimate features
+"""Activation shaping and rectification (docs/baselines.md §1–4): the penultimate features
 ``h`` are changed, the head ``z' = W h' + b`` re-run, and the energy ``logsumexp(z')`` is the score.
 
 - ReAct (Sun, Guo & Li, NeurIPS 2021): ``h' = min(h, c)``, ``c`` = the ``percentile``-th percentile

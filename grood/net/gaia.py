@@ -1,4 +1,4 @@
-"""GAIA's per-sample, per-channel gradient statistics (Chen et al., NeurIPS 2023; methods_baselines.md
+"""GAIA's per-sample, per-channel gradient statistics (Chen et al., NeurIPS 2023; docs/baselines.md
 §11), batched: one forward pass and three backward passes per batch, exact per sample because the
 network is in eval mode (no sample's output depends on another's).
 
@@ -25,6 +25,8 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+
+from grood.net.device import fp32_forward
 
 #: the arrays :func:`gaia_statistics` returns (also :data:`grood.method.vocab.GAIA_ARRAYS`)
 NAMES = ("gaia_a", "gaia_z")
@@ -73,24 +75,24 @@ def gaia_statistics(model, x: torch.Tensor, layers: dict[str, list[str]] | None 
         return hook
 
     handles = [modules[n].register_forward_hook(keep(n)) for n in dict.fromkeys(layers["z"] + layers["a"])]
-    try:
-        with torch.enable_grad():
+    with fp32_forward(), torch.enable_grad():  # fp32 as the features stage: no autocast, no TF32
+        try:
             x = x.detach().clone().requires_grad_(True)  # a graph even when no parameter needs gradients
             h = model.features(x)
             z = model.fc(h)
-    finally:
-        for handle in handles:
-            handle.remove()
-    twice = sorted(n for n, outs in captured.items() if len(outs) != 1)
-    if twice:
-        raise ValueError(f"GAIA layers {twice} ran more than once in the forward pass; hook modules used once")
-    maps = {n: outs[0] for n, outs in captured.items()}
-    grads_z = torch.autograd.grad(z.max(1).values.sum(), [maps[n] for n in layers["z"]], retain_graph=True)
-    nonzero = torch.cat([_channel_mean((g != 0).float()) for g in grads_z], 1)
-    (grad_h,) = torch.autograd.grad(torch.log_softmax(z, 1).sum(), h, retain_graph=True)
-    output_component = grad_h.abs().mean(1).sqrt()
-    grads_a = torch.autograd.grad(h.sum(), [maps[n] for n in layers["a"]])
-    average = torch.cat([_channel_mean(g) for g in grads_a], 1) / output_component[:, None]
+        finally:
+            for handle in handles:
+                handle.remove()
+        twice = sorted(n for n, outs in captured.items() if len(outs) != 1)
+        if twice:
+            raise ValueError(f"GAIA layers {twice} ran more than once in the forward pass; hook modules used once")
+        maps = {n: outs[0] for n, outs in captured.items()}
+        grads_z = torch.autograd.grad(z.max(1).values.sum(), [maps[n] for n in layers["z"]], retain_graph=True)
+        nonzero = torch.cat([_channel_mean((g != 0).float()) for g in grads_z], 1)
+        (grad_h,) = torch.autograd.grad(torch.log_softmax(z, 1).sum(), h, retain_graph=True)
+        output_component = grad_h.abs().mean(1).sqrt()
+        grads_a = torch.autograd.grad(h.sum(), [maps[n] for n in layers["a"]])
+        average = torch.cat([_channel_mean(g) for g in grads_a], 1) / output_component[:, None]
     out = {"gaia_a": average.detach().float().cpu().numpy(), "gaia_z": nonzero.detach().float().cpu().numpy()}
     if with_outputs:
         out.update(features=h.detach().float().cpu().numpy(), logits=z.detach().float().cpu().numpy())

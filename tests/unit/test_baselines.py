@@ -1,4 +1,4 @@
-"""The post-hoc baselines of docs/methods_baselines.md, each against an independent reference on the
+"""The post-hoc baselines of docs/baselines.md, each against an independent reference on the
 same arrays: pytorch-ood (a test-only dependency) where it implements the method, otherwise numbers
 worked out here by hand, or autograd.  Plus what every detector owes: a pickle-free round trip,
 ID above obvious OOD, and bad parameters named."""
