@@ -43,17 +43,27 @@ def load_suites(path) -> dict[str, dict]:
 def expand_suites(config: dict, suites: dict[str, dict]) -> dict:
     """``config`` with ``detectors: {suite: NAME, ...}`` replaced, in place, by the suite's detectors
     (in its order) followed by the other entries (a name in both: the config's entry wins, in the
-    suite's place); returned too.  An unknown suite is a :class:`ConfigError` naming the key."""
+    suite's place); returned too.  ``suite: [NAME, ...]`` takes several suites, in that order (a
+    detector named in two of them is an error).  An unknown suite is a :class:`ConfigError` naming
+    the key."""
     detectors = config["detectors"]
     if SUITE not in detectors:
         return config
-    name = detectors[SUITE]
-    if name not in suites:
-        raise ConfigError(f"invalid grood config:\n  - detectors.{SUITE}: unknown suite {name!r}; choose one of "
-                          f"{sorted(suites)} (config/suites.yaml), or list the detectors themselves")
+    names = detectors[SUITE]
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [n for n in names if n not in suites]
+    if unknown:
+        raise ConfigError(f"invalid grood config:\n  - detectors.{SUITE}: unknown suite {unknown[0]!r}; choose one "
+                          f"of {sorted(suites)} (config/suites.yaml), or list the detectors themselves")
+    taken: dict = {}
+    for name in names:
+        twice = sorted(set(taken) & set(suites[name]))
+        if twice:
+            raise ConfigError(f"invalid grood config:\n  - detectors.{SUITE}: suites {names} both name {twice}; "
+                              f"take each detector from one suite")
+        taken.update(copy.deepcopy(suites[name]))
     own = {k: v for k, v in detectors.items() if k != SUITE}
-    suite = copy.deepcopy(suites[name])
-    config["detectors"] = {**{k: own.get(k, v) for k, v in suite.items()}, **own}
+    config["detectors"] = {**{k: own.get(k, v) for k, v in taken.items()}, **own}
     return config
 
 

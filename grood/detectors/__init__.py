@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from grood.detectors.base import Detector, IndexedDetector
 from grood.detectors.exgrad import ExGradConfidence, ExGradFro, ExGradL1, FeatureNorm, OutputConfidence
+from grood.detectors.feature_logit import GEN, RMDS, SHE, KLMatching, ViM
 from grood.detectors.feature_space import KNN, Mahalanobis
+from grood.detectors.gradient_family import GAIA, GradOrth
 from grood.detectors.gradnorm import GradNorm
 from grood.detectors.grood import GROOD, GradientStoreDetector
 from grood.detectors.grood_ablations import GROODGradNorm, GROODProtoDist
 from grood.detectors.logits import MSP, Energy, MaxLogit
 from grood.detectors.odin import ODIN
+from grood.detectors.shaping import ASH, DICE, SCALE, ReAct
 from grood.method.vocab import GRADIENT_SPACE_PARAMS, gradient_space_problems
 
 METHODS: dict[str, type[Detector]] = {
@@ -31,6 +34,19 @@ METHODS: dict[str, type[Detector]] = {
     # prototype sources are GROOD parameters
     "grood_proto_dist": GROODProtoDist,
     "grood_gnorm": GROODGradNorm,
+    # post-hoc baselines (docs/baselines.md): activation shaping, feature/logit space
+    "react": ReAct,
+    "ash": ASH,
+    "scale": SCALE,
+    "dice": DICE,
+    "vim": ViM,
+    "gen": GEN,
+    "klm": KLMatching,
+    "rmds": RMDS,
+    "she": SHE,
+    # the rest of the gradient family; GradOrth is a reconstruction
+    "gradorth": GradOrth,
+    "gaia": GAIA,
 }
 
 

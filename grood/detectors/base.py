@@ -27,6 +27,9 @@ class Detector(abc.ABC):
     state_arrays: tuple[str, ...] = ()
     #: fitted attributes that are faiss indexes (saved in faiss's own serialisation)
     state_indexes: tuple[str, ...] = ()
+    #: the hyper-parameter values the method's papers sweep, by constructor parameter (for a tuning
+    #: protocol; docs/baselines.md says where each grid comes from); read-only
+    sweep_grid: dict[str, list] = {}
 
     def fit(self, **arrays: np.ndarray) -> "Detector":
         return self

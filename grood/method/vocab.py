@@ -25,6 +25,11 @@ WRT: tuple[str, ...] = ("ood", "pred", "all")
 
 #: arrays of a gradient store (the rest — features, logits, labels — are in the feature store)
 GRADIENT_STORE_ARRAYS: tuple[str, ...] = ("gradients", "proto_dist", "pi_ood")
+#: the classifier head ``z = W h + b`` as two arrays, ``head_weight`` (C, D) and ``head_bias`` (C,):
+#: not row arrays: fit_detector takes them from the checkpoint for the detectors that name them
+HEAD_ARRAYS: tuple[str, ...] = ("head_weight", "head_bias")
+#: GAIA's per-sample, per-channel statistics (:mod:`grood.net.gaia`), row arrays of the feature store
+GAIA_ARRAYS: tuple[str, ...] = ("gaia_a", "gaia_z")
 #: a detector's parameters that choose its gradient store
 GRADIENT_SPACE_PARAMS: tuple[str, ...] = ("prototype", "wrt", "temperature")
 

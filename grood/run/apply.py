@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from grood.data.errors import DataError
+from grood.method.vocab import GAIA_ARRAYS, GRADIENT_STORE_ARRAYS
 from grood.run.finished import RunError, SeedRun, gradient_space
-from grood.method.vocab import GRADIENT_STORE_ARRAYS
 
 log = logging.getLogger("grood.run.apply")
 
@@ -173,8 +173,9 @@ def score_inputs(run: SeedRun, detector: str, inputs: Inputs, batch_size: int | 
 def score_images(run: SeedRun, detector_npz: Path, det, images: np.ndarray, workdir: Path, batch_size: int,
                  device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Scores (float64) and the network's predicted class index of ``images`` (one shape), by the
-    pipeline's stages on them as a dataset of their own in ``workdir``: features, the detector's
-    gradients when it reads a gradient store, then its scores."""
+    pipeline's stages on them as a dataset of their own in ``workdir``: features (with GAIA's
+    statistics when the detector reads them, as the run's features jobs of scored parts), the
+    detector's gradients when it reads a gradient store, then its scores."""
     from grood.stages.features import features_stage
     from grood.stages.gradients import gradients_stage
     from grood.stages.score import score_stage
@@ -185,8 +186,9 @@ def score_images(run: SeedRun, detector_npz: Path, det, images: np.ndarray, work
     save_npz(data, {"x_test": images}, {"dataset": "grood score inputs", "n_test": len(images)})
     stores = [workdir / "features.zarr"]
     clock = _Clock()
-    features_stage(run.model, data, "test", False, stores[0], batch_size, device)
-    clock.lap(f"network on {len(images)} image(s)")
+    gaia = bool(set(det.requires) & set(GAIA_ARRAYS))  # GAIA: its statistics from the same pass
+    features_stage(run.model, data, "test", False, stores[0], batch_size, device, gaia=gaia)
+    clock.lap(f"network on {len(images)} image(s)" + (" with GAIA's backward passes" if gaia else ""))
     if set(det.requires) & set(GRADIENT_STORE_ARRAYS):
         params = det.get_params()
         block = run.chunk_rows(run.gradients(gradient_space(params), "test"), "gradients", default=8192)

@@ -16,8 +16,12 @@ log = logging.getLogger("grood")
 def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_size: int = 1024,
                    device: str = "auto", threads: int | None = None,
                    rows: tuple[int, int] | None = None, shard: tuple[int, int] | None = None,
-                   workers: int = 0) -> None:
+                   workers: int = 0, gaia: bool = False) -> None:
     """Penultimate features, logits and (for ID sets) class labels of one dataset split, to Zarr.
+
+    ``gaia``: also GAIA's per-sample statistics ``gaia_a`` and ``gaia_z`` (:mod:`grood.net.gaia`), from
+    the same forward pass plus three backward passes per batch; ``features`` and ``logits`` are the
+    values the plain forward pass gives.  Without it the stage is the plain forward pass.
 
     ``rows=(start, stop)`` writes only those rows; ``shard=(i, N)`` writes shard ``i`` of ``N``
     (rows from the split's length, aligned to ``batch_size`` — :func:`grood.storage.shards.row_ranges` —
@@ -48,13 +52,23 @@ def features_stage(model_pt, data_npz, split: str, is_id: bool, out_zarr, batch_
     n_total = len(images)
     start, stop = _select_rows(n_total, rows, shard, batch_size, attrs)
     images, labels = images[start:stop], labels[start:stop]
+    if gaia:
+        from grood.net.gaia import gaia_layers
+
+        attrs["gaia_layers"] = gaia_layers(model)  # the feature maps GAIA-Z and GAIA-A read
     with ZarrWriter(out_zarr, len(images), batch_size, attrs) as w:
         def sink(begin, out):
             w.write(begin, **out, labels=labels[begin : begin + len(out["logits"])])
 
-        forward_batches(model, images, spec, dev, batch_size, name=f"{Path(str(data_npz)).name} [{split}]",
-                        sink=sink)
-    log.info("features of %d images (rows [%d, %d) of %d) → %s", len(images), start, stop, n_total, out_zarr)
+        name = f"{Path(str(data_npz)).name} [{split}]"
+        if gaia:
+            from grood.net.gaia import gaia_batches
+
+            gaia_batches(model, images, spec, dev, batch_size, name=name, sink=sink, with_outputs=True)
+        else:
+            forward_batches(model, images, spec, dev, batch_size, name=name, sink=sink)
+    log.info("features%s of %d images (rows [%d, %d) of %d) → %s", " and GAIA statistics" if gaia else "",
+             len(images), start, stop, n_total, out_zarr)
 
 
 def _select_rows(n: int, rows, shard, align: int, attrs: dict) -> tuple[int, int]:

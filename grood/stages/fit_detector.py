@@ -5,15 +5,22 @@ so a run someone sends you is safe to open."""
 from __future__ import annotations
 
 import logging
+import time
 
+from grood.method.vocab import HEAD_ARRAYS
 from grood.storage.chunks import open_arrays
 
 log = logging.getLogger("grood")
 
 
-def fit_detector_stage(method: str, params: dict, train_stores: list, out_npz, index_shards: int = 1) -> None:
+def fit_detector_stage(method: str, params: dict, train_stores: list, out_npz, index_shards: int = 1,
+                       model_pt=None) -> None:
     """Detector ``method`` with ``params``, fitted on the arrays it names from ``train_stores``,
     stored at ``out_npz`` (arrays + JSON header; faiss indexes in faiss's own serialisation).
+
+    The classifier head (``head_weight``, ``head_bias``: :data:`grood.method.vocab.HEAD_ARRAYS`) is in
+    no store: a detector that fits on it (ReAct, ASH, SCALE, DICE, ViM) gets it from the checkpoint
+    ``model_pt``, and keeps what it needs in its fitted state.
 
     ``index_shards`` > 1 (config ``shards.index``, detectors with a k-NN index only): fitted and
     stored without its index, which `search_index_shard` jobs build and search in row shards."""
@@ -24,9 +31,26 @@ def fit_detector_stage(method: str, params: dict, train_stores: list, out_npz, i
     sharded = int(index_shards) > 1
     if sharded and not isinstance(det, IndexedDetector):
         raise ValueError(f"{method} has no k-NN index to shard: fit it with index_shards=1")
+    stored = tuple(n for n in det.fit_requires if n not in HEAD_ARRAYS)
     # lazy Zarr arrays: GROOD, kNN and Mahalanobis read them block by block, the others whole
-    arrays = open_arrays(train_stores, det.fit_requires) if det.fit_requires else {}
+    arrays = open_arrays(train_stores, stored) if stored else {}
+    if set(det.fit_requires) & set(HEAD_ARRAYS):
+        arrays.update(checkpoint_head(model_pt, method))
+    started = time.perf_counter()
     det.fit(**arrays, **({"with_index": False} if sharded else {}))
+    fitted = time.perf_counter() - started
     save_detector(det, out_npz, method=method, index_shards=int(index_shards),
-                  stores=list(map(str, train_stores)))
-    log.info("%s fitted → %s", method, out_npz)
+                  stores=list(map(str, train_stores)), **({"model": str(model_pt)} if model_pt else {}))
+    log.info("%s fitted in %.3f s → %s", method, fitted, out_npz)
+
+
+def checkpoint_head(model_pt, method: str) -> dict:
+    """``head_weight`` and ``head_bias`` of the checkpoint ``model_pt`` (the head ``model.fc``)."""
+    if model_pt is None:
+        raise ValueError(f"{method} fits on the classifier head ({', '.join(HEAD_ARRAYS)}): pass model_pt, the "
+                         f"run's checkpoint (the fit_detector rule adds it for such detectors)")
+    from grood.detectors.head import head_arrays
+    from grood.net.training import load_checkpoint
+
+    model, _ = load_checkpoint(model_pt)
+    return head_arrays(model)

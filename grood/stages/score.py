@@ -6,6 +6,7 @@ part's `search_index_shard` jobs."""
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
@@ -97,8 +98,10 @@ def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pic
         model, meta = load_checkpoint(model_pt, dev)
         arrays.update(model=model, images=images[start:stop], spec=InputSpec.from_dict(meta["spec"]),
                       device=dev)
+    started = time.perf_counter()
     with _faiss_threads(det, threads):
         scores = check_finite(f"{type(det).__name__} scores for {source}", det.score(**arrays))
+    log.info("%s: %d rows scored in %.3f s", type(det).__name__, stop - start, time.perf_counter() - started)
     return np.asarray(scores, dtype=np.float64), (start, stop, n)
 
 

@@ -21,10 +21,13 @@ def _arrays(seed, n=N):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, C, n)
     features = np.maximum(rng.normal(size=(n, D)) + labels[:, None] * 0.5, 0.0)
-    logits = features[:, :C] * 2 + rng.normal(size=(n, C))
+    head_weight = np.random.default_rng(99).normal(size=(C, D))  # one head for every part
+    head_bias = np.random.default_rng(98).normal(size=C)
+    logits = features @ head_weight.T + head_bias
     gradients = rng.normal(size=(n, D)).astype(np.float32)
     return {"features": features, "logits": logits, "labels": labels, "gradients": gradients,
-            "proto_dist": rng.random(n), "pi_ood": rng.random(n)}
+            "proto_dist": rng.random(n), "pi_ood": rng.random(n), "gaia_a": rng.normal(size=(n, 6)),
+            "gaia_z": rng.random((n, 8)), "head_weight": head_weight, "head_bias": head_bias}
 
 
 @pytest.fixture(scope="module")

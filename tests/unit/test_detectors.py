@@ -12,9 +12,10 @@ from grood.method import prototypes as pr
 from grood.detectors import METHODS, make_detector
 from grood.detectors.base import softmax
 from grood.method.gradients import WRT, grood_gradients, ncp_softmax
+from grood.method.vocab import GAIA_ARRAYS, HEAD_ARRAYS
 
 C, D = 5, 12
-ARRAY_NAMES = {"features", "logits", "labels", "gradients", "proto_dist", "pi_ood"}
+ARRAY_NAMES = {"features", "logits", "labels", "gradients", "proto_dist", "pi_ood", *HEAD_ARRAYS, *GAIA_ARRAYS}
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -32,7 +33,10 @@ def _arrays(rng, n, lin, means, P, p_ood, spread=0.7):
     dist, pi = ncp_softmax(h, P, p_ood)
     return {"features": h, "logits": z, "labels": y,
             "gradients": grood_gradients(h, z, P, p_ood, "ood").astype(np.float64),
-            "proto_dist": dist[:, -1], "pi_ood": pi[:, -1]}
+            "proto_dist": dist[:, -1], "pi_ood": pi[:, -1],
+            "gaia_a": rng.normal(size=(n, 7)), "gaia_z": rng.random((n, 9)),
+            # the head is not a row array; detectors read it only when fitted
+            "head_weight": lin.weight.detach().numpy().copy(), "head_bias": lin.bias.detach().numpy().copy()}
 
 
 @pytest.fixture(scope="module")

@@ -49,10 +49,12 @@ def test_the_package_cites_its_methods_in_docs():
     bare = [str(p.relative_to(REPO)) for p in sources
             if re.search(r"(?<!docs/)\bmethods\.md", p.read_text(errors="replace"))]
     assert not bare, f"cite docs/methods.md, not methods.md: {bare}"
-    sections = {m for m in re.findall(r"^## (\d+)\.", (REPO / "docs" / "methods.md").read_text(), re.M)}
-    for p in sources:
-        for section in re.findall(r"docs/methods\.md §(\d+)", p.read_text(errors="replace")):
-            assert section in sections, f"{p.relative_to(REPO)} cites docs/methods.md §{section}"
+    for spec in ("methods.md", "baselines.md"):  # the specification and its post-hoc baselines
+        sections = {m for m in re.findall(r"^## (\d+)\.", (REPO / "docs" / spec).read_text(), re.M)}
+        for p in sources:
+            for first, last in re.findall(rf"docs/{re.escape(spec)} §(\d+)(?:–(\d+))?", p.read_text(errors="replace")):
+                for section in filter(None, (first, last)):
+                    assert section in sections, f"{p.relative_to(REPO)} cites docs/{spec} §{section}"
 
 
 def test_readme_is_a_front_door():

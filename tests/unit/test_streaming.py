@@ -3,6 +3,7 @@ GROOD and kNN bit for bit, Mahalanobis to float64 rounding (and still equal to s
 
 import numpy as np
 import pytest
+import zarr
 from sklearn.covariance import EmpiricalCovariance
 
 from grood.storage import chunks
@@ -31,6 +32,7 @@ def parts(tmp_path_factory):
         write_zarr(tmp / f"{name}.zarr", arrays, chunk_rows=97)
         out[name] = arrays
         out[f"{name}_zarr"] = {k: chunks.open_array(tmp / f"{name}.zarr", k) for k in arrays}
+    out["head"] = head.astype(np.float32)
     return out
 
 
@@ -140,13 +142,20 @@ def test_open_arrays_is_lazy_and_feeds_every_detector(parts, tmp_path):
 
     rng = np.random.default_rng(2)
     extra = {"proto_dist": rng.uniform(0, 2, 1900).astype(np.float32),
-             "pi_ood": rng.uniform(0, 1, 1900).astype(np.float32)}
+             "pi_ood": rng.uniform(0, 1, 1900).astype(np.float32),
+             "gaia_a": rng.normal(size=(1900, 5)).astype(np.float32),
+             "gaia_z": rng.uniform(0, 1, (1900, 7)).astype(np.float32)}
     mem = {key: {**parts[key], **{k: v[sl] for k, v in extra.items()}}
            for key, sl in (("train", slice(0, 1500)), ("test", slice(1500, 1900)))}
     for key in mem:
         write_zarr(tmp_path / f"{key}.zarr", mem[key], chunk_rows=50)
     names = tuple(mem["test"])
-    whole = chunks.open_arrays([tmp_path / "train.zarr"], names)
+    # the head (not a row array) from a store of its own: logits = h @ head, no bias
+    head = {"head_weight": np.ascontiguousarray(parts["head"].T), "head_bias": np.zeros(C, np.float32)}
+    for k, v in head.items():
+        zarr.create_array(str(tmp_path / "head.zarr"), name=k, data=v)
+    mem["train"].update(head)
+    whole = chunks.open_arrays([tmp_path / "train.zarr", tmp_path / "head.zarr"], (*names, *head))
     window = chunks.open_arrays([tmp_path / "test.zarr"], names, rows=(100, 300))
     assert window["features"].shape == (200, D) and isinstance(window["features"], chunks.RowWindow)
     tried = []

@@ -146,6 +146,26 @@ def test_adding_a_detector_runs_only_its_jobs(tiny_copy, tmp_path):
     assert_plan(planned(tiny_copy, cfg), expected)
 
 
+def test_adding_a_head_detector_runs_only_its_jobs(tiny_copy, tmp_path):
+    """ReAct fits on the classifier head: its fit job reads the checkpoint, nothing else re-runs."""
+    cfg = write_config(tmp_path, lambda c: c["detectors"].update(react={"method": "react"}))
+    w = {"bench": BENCH, "seed": SEED}
+    expected = {job("fit_detector", detector="react", **w),
+                *(job("score", detector="react", part=p, **w) for p in ("test", *OODS)), *pages("react"),
+                *AGGREGATES}
+    assert_plan(planned(tiny_copy, cfg), expected)
+
+
+def test_adding_a_gaia_detector_reruns_the_scored_parts_features(tiny_copy, tmp_path):
+    """GAIA's statistics come from the features jobs of the scored parts (ID test, OOD sets): adding a
+    GAIA detector re-runs those and what reads them, never the training part's."""
+    cfg = write_config(tmp_path, lambda c: c["detectors"].update(gaia_z={"method": "gaia", "variant": "z"}))
+    w = {"bench": BENCH, "seed": SEED}
+    expected = {job("fit_detector", detector="gaia_z", **w), *AGGREGATES,
+                *(j for part in ("test", *OODS) for j in part_jobs(part, (*DETECTORS, "gaia_z")))}
+    assert_plan(planned(tiny_copy, cfg), expected)
+
+
 def test_changed_training_params_rerun_everything_downstream_of_train(tiny_copy, tmp_path):
     cfg = write_config(tmp_path, lambda c: c["benchmarks"]["tiny"]["train"].update(lr=0.04))
     w = {"bench": BENCH, "seed": SEED}

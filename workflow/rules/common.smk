@@ -9,7 +9,8 @@ import grood.config
 from grood import layout
 from grood.codeversion import code_digest
 from grood.figures import catalog
-from grood.method.vocab import GRADIENT_STORE_ARRAYS, OOD_DATA_SOURCES, PROTOTYPE_KEYS, PROTOTYPE_SOURCES
+from grood.method.vocab import (GAIA_ARRAYS, GRADIENT_STORE_ARRAYS, HEAD_ARRAYS, OOD_DATA_SOURCES, PROTOTYPE_KEYS,
+                                PROTOTYPE_SOURCES)
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -383,8 +384,9 @@ def figures_dir(bench):
 
 def detector_array_stores(wc, part, names):
     """The Zarr stores holding the arrays ``names`` for one part: the feature store for features,
-    logits and labels, the detector's gradient store for gradients, proto_dist and pi_ood."""
-    names = set(names)
+    logits, labels and GAIA's statistics, the detector's gradient store for gradients, proto_dist and
+    pi_ood; none for the classifier head (HEAD_ARRAYS: fit_detector takes it from the checkpoint)."""
+    names = set(names) - set(HEAD_ARRAYS)
     stores = []
     if names - set(GRADIENT_STORE_ARRAYS):
         stores.append(out("features", bench=wc.bench, seed=wc.seed, part=part))
@@ -395,6 +397,24 @@ def detector_array_stores(wc, part, names):
 
 def fit_stores(wc):
     return detector_array_stores(wc, "train", detector_object(wc.detector).fit_requires)
+
+
+def fit_model(wc):
+    """The checkpoint, for detectors fitted on the classifier head (ReAct, ASH, SCALE, DICE, ViM: their
+    fit_requires name HEAD_ARRAYS); else nothing."""
+    needs_head = set(detector_object(wc.detector).fit_requires) & set(HEAD_ARRAYS)
+    return [out("model", bench=wc.bench, seed=wc.seed)] if needs_head else []
+
+
+#: whether a detector reads GAIA's statistics: then the features jobs of the parts that are scored
+#: (ID test, every OOD set) compute them in their forward pass (the features rule's `gaia` param)
+GAIA_FEATURES = any(set(detector_object(d).requires) & set(GAIA_ARRAYS) for d in DETECTORS)
+
+
+def features_gaia(part):
+    """The features rule's ``gaia`` param: GAIA's statistics for a scored part when a detector reads
+    them; never for the training part (GAIA fits nothing)."""
+    return GAIA_FEATURES and part != "train"
 
 
 def score_stores(wc):

@@ -16,6 +16,7 @@ rule features:
     params:
         split=lambda wc: part_split(wc.part),
         is_id=lambda wc: wc.part in ("train", "test"),
+        gaia=lambda wc: features_gaia(wc.part),  # + GAIA's statistics (only when a detector reads them)
         batch_size=config["features"]["batch_size"],
         device=config["device"],
         shard=shard_param(FEATURE_SHARDS),

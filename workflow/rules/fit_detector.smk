@@ -1,11 +1,13 @@
 # One detector fitted on the ID training arrays it needs (a faiss index for GROOD and kNN), stored
 # without pickle (grood.detectors.store: arrays + JSON header), so a shared run is safe to open.
 # With shards.index > 1 a k-NN detector is stored without its index (search_index_shard builds it).
+# Detectors fitted on the classifier head (ReAct, ASH, SCALE, DICE, ViM) also get the checkpoint.
 rule fit_detector:
     wildcard_constraints:
         detector=one_of(d for d in DETECTORS if d not in LOCAL_FITS),
     input:
         stores=fit_stores,
+        model=fit_model,
     output:
         npz=out("detector"),
     params:
