@@ -226,6 +226,23 @@ def gradient_space_param(key):
     return lambda wc: GRADIENT_SPACES[wc.space][key]
 
 
+#: a GROOD-family detector builds its OOD prototype by mix-up: the features pass over the ID training
+#: part then also accumulates the early prototypes Q (grood.method.early_store)
+MIXUP = any(det.prototype == "mixup" for det in grood.config.gradient_detectors(config).values())
+
+
+def early_layer(wc):
+    """The features rule's ``early_layer`` param: the mix-up's stage for the ID training part, else None."""
+    return config["prototypes"]["layer"] if MIXUP and wc.part == "train" else None
+
+
+def early_input(wc):
+    """The early prototypes a prototypes job reads (the mix-up's); nothing for the other sources."""
+    if wc.source != "mixup":
+        return []
+    return [out("early_prototypes", bench=wc.bench, seed=wc.seed, part="train")]
+
+
 def ood_val_input(wc):
     if "ood_val_dataset" not in PROTOTYPE_KEYS[wc.source]:
         return []
@@ -327,7 +344,7 @@ def figure_context(bench):
                 if det else None)
     return catalog.Context(results=R, bench=bench, seeds=tuple(SEEDS), seed=FIGURE_SEED, groups=BENCH[bench]["ood"],
                            detectors=tuple(DETECTORS), gradient=gradient,
-                           mixup=any(d.prototype == "mixup" for d in grood.config.gradient_detectors(config).values()),
+                           mixup=MIXUP,
                            id_data=dataset_npz(BENCH[bench]["id"]))
 
 
