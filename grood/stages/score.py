@@ -19,7 +19,7 @@ log = logging.getLogger("grood")
 def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, split: str = "test",
                 device: str = "auto", threads: int | None = None, rows: tuple[int, int] | None = None,
                 shard: tuple[int, int] | None = None, align: int = 1, workers: int = 0,
-                index_shards: list | None = None) -> tuple[int, int]:
+                index_shards: list | None = None, search_gpu: bool | str = "auto") -> tuple[int, int]:
     """Score one part with the fitted detector stored at ``detector_npz`` (pickle-free:
     :mod:`grood.detectors.store`), to ``out``; returns the row range scored.
 
@@ -33,6 +33,9 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
     ``index_shards``: the part's `search_index_shard` results (in shard order) for a detector fitted
     with ``shards.index`` > 1 — merged exactly (:func:`grood.search.sharded.merge_shard_files`), the
     k-th distances become scores by the detector's own ``score_from_kth_distance``.
+    A k-NN detector (GROOD, kNN) searches with faiss on ``threads`` threads, or proposes its
+    candidates on a GPU (``search_gpu``: "auto", True — a GPU or an error —, False); with an exact
+    index the scores are the same bits either way (:mod:`grood.search.exact`).
     """
     from grood.storage.shards import shard_attrs, shard_rows
 
@@ -52,7 +55,7 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
         scores, (start, stop, n) = _score_from_index_shards(detector_npz, stores, list(index_shards))
     else:
         scores, (start, stop, n) = _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick,
-                                          workers)
+                                          workers, search_gpu)
     if shard is None:
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
@@ -64,12 +67,15 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
     return start, stop
 
 
-def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick_rows, workers=0):
+def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick_rows, workers=0,
+           search_gpu: bool | str = "auto"):
     """Scores (float64) of the rows ``pick_rows(n, detector)`` of a part, and ``(start, stop, n)``."""
     from grood.detectors.base import check_finite
     from grood.detectors.store import load_detector
 
     det = load_detector(detector_npz)  # refuses anything but a pickle-free grood detector file
+    if det.state_indexes:
+        det.use_gpu = search_gpu
     source = str(stores[0]) if stores else f"{data_npz} ({split})"
     images = None
     if det.needs_network:
@@ -128,8 +134,8 @@ def _score_from_index_shards(detector_npz, stores, shard_npzs):
 
 
 def _faiss_threads(det, threads):
-    """Pin faiss to the job's threads (1 when not given, as the score rule): its distances differ in
-    the last bit across thread counts, and ``grood score`` reproduces the stored scores with 1."""
+    """Run faiss on the job's threads (1 when not given): an exact index's scores are re-ranked in
+    float64 and do not depend on the count (:mod:`grood.search.exact`)."""
     import contextlib
 
     if not det.state_indexes:

@@ -442,6 +442,23 @@ def index_shard_files(wc):
                   part=wc.part)
 
 
+def indexed(detector):
+    """Whether ``detector`` scores by a k-NN search in its own faiss index (GROOD, kNN; not index-sharded)."""
+    from grood.detectors import IndexedDetector
+
+    return isinstance(detector_object(detector), IndexedDetector) and not index_sharded(detector)
+
+
+def search_threads(wc):
+    """A score job's threads: the config's for a k-NN search (faiss on all of them), else 1 (start-up bound)."""
+    return config["threads"] if indexed(wc.detector) else 1
+
+
+def searches_on_gpu(detector):
+    """Whether a score job searches on a GPU and asks for one: ``search.gpu`` and a k-NN detector."""
+    return bool(config["search"]["gpu"]) and indexed(detector)
+
+
 def needs_network(detector):
     return bool(detector_object(detector).needs_network)
 
