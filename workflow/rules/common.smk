@@ -65,9 +65,15 @@ def _user_path(name):
 
 
 def user_data_file(wc):
-    """A user's own data file (e.g. source npz) as an input: new contents rebuild the dataset."""
-    path = _user_path(wc.dataset)
-    return [str(path)] if path is not None and path.is_file() else []
+    """A user's own data files (a source npz, an image list and its training list) as inputs: new
+    contents rebuild the dataset."""
+    from grood.data.pixels import user_path
+
+    spec = DATASETS[wc.dataset]
+    paths = [_user_path(wc.dataset)]
+    if spec.get("train"):  # imglist: the training split's list
+        paths.append(Path(user_path(spec["train"], spec["source"], "train")))
+    return [str(p) for p in paths if p is not None and p.is_file()]
 
 
 def user_folder_manifest(wc):
