@@ -51,6 +51,8 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
         block = int(getattr(det, "batch_size", align)) if det.needs_network else int(align)
         return shard_rows(n, int(shard[0]), int(shard[1]), block)
 
+    if search_gpu is True and not index_shards:
+        _gpu_search_or_fail(detector_npz)
     if index_shards:
         scores, (start, stop, n) = _score_from_index_shards(detector_npz, stores, list(index_shards))
     else:
@@ -65,6 +67,18 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
                           **shard_attrs(int(shard[0]), int(shard[1]), (start, stop), n))
         save_npz(out, {"scores": scores}, meta)
     return start, stop
+
+
+def _gpu_search_or_fail(detector_npz) -> None:
+    """With ``search.gpu``, a k-NN detector's job fails before it reads its index (10 GB at ImageNet
+    size) when faiss has no GPU build or sees no GPU, saying so."""
+    from grood.detectors import METHODS, IndexedDetector
+    from grood.detectors.store import read_header
+    from grood.search.query import wants_gpu
+
+    method = METHODS.get(read_header(detector_npz).get("method"))
+    if method is not None and issubclass(method, IndexedDetector):
+        wants_gpu(True)
 
 
 def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick_rows, workers=0,

@@ -1,6 +1,7 @@
 # Everything that is not a rule: config validation, names, paths, input functions, code digests.
 import functools
 import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -16,6 +17,16 @@ validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 # `detectors: {suite: standard, ...}`: the named suite of config/suites.yaml, whatever --configfile says
 grood.config.expand_suites(config, grood.config.load_suites(Path(workflow.basedir) / "config" / "suites.yaml"))
 grood.config.check(config)  # every cross-field problem at once, each naming the key and the fix
+
+if config["search"]["gpu"]:
+    # the score jobs of GROOD and kNN will search with faiss-gpu: say now if this environment lacks it
+    # (a login node has no GPU, but a GPU build of faiss is visible without one)
+    import faiss as _faiss
+
+    if not hasattr(_faiss, "StandardGpuResources"):
+        print("grood: search.gpu is true but this environment's faiss has no GPU build: GROOD's and kNN's score "
+              "jobs will fail at their start unless the GPU nodes' environment has faiss-gpu "
+              "(docs/cluster.md); set search.gpu: false to search on the CPU", file=sys.stderr)
 
 R = config["results_dir"]
 RES = config["resources_dir"]
