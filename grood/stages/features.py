@@ -92,8 +92,7 @@ def _write_early(early, out, layer, is_id: bool, sharded: bool, attrs: dict) -> 
         sums, counts = early.partial() if early.sums is not None else (None, None)
         early_store.save_partial_sums(out, sums, counts, info)
     else:
-        sums, counts = early.partial()
-        early_store.write_early_store(out, early_store.means_from_sums(sums, counts), counts, info)
+        early_store.write_early_store(out, early.means(), early.counts, info)
     log.info("early prototypes after %s of %d classes (%d rows) → %s", layer, early.num_classes,
              int(early.counts.sum()), out)
 

@@ -127,3 +127,17 @@ def test_a_training_label_outside_the_classes_is_refused():
         EarlyMeans(lenet5(1, 3), "layer9", 3, torch.device("cpu"))
     with pytest.raises(ValueError, match=r"class\(es\) \[1\]"):
         means_from_sums(np.ones((2, 4)), np.array([3, 0]))
+
+
+def test_means_on_the_device_equal_the_host_division():
+    """Q class by class on the device (the float64 sums never leave it whole) is the host's division."""
+    import torch
+
+    from grood.method.early_store import EarlyMeans, means_from_sums
+    from grood.net.models import lenet5
+
+    torch.manual_seed(1)
+    acc = EarlyMeans(lenet5(1, 3), "layer1", 3, torch.device("cpu"))
+    for _ in range(3):
+        acc.add(torch.randn(7, 1, 28, 28), np.array([0, 1, 2, 0, 1, 2, 2]))
+    assert acc.means().tobytes() == means_from_sums(*acc.partial()).tobytes()
