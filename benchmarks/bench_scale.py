@@ -101,7 +101,34 @@ def task_index(store: str, array: str, spec: dict, out: str, streamed: bool) -> 
     return {"ntotal": int(index.ntotal)}
 
 
-CHILD_TASKS = {"gradients": task_gradients, "index": task_index}
+def task_fit_detector(method: str, params: dict, stores: list, out: str) -> dict:
+    """The workflow's fit_detector stage (index built, serialised into the detector's .npz)."""
+    from grood.stages.fit_detector import fit_detector_stage
+
+    fit_detector_stage(method, params, stores, out)
+    return {}
+
+
+def task_score(detector: str, stores: list, out: str, threads: int = 1) -> dict:
+    """The workflow's score stage (the detector's .npz read, its index deserialised and searched)."""
+    from grood.stages.score import score_stage
+
+    score_stage(detector, stores, out, threads=threads, search_gpu=False)
+    return {}
+
+
+def task_baseline() -> dict:
+    """The same imports as the fit and score tasks, nothing else: the interpreter's own share."""
+    import grood.stages.fit_detector  # noqa: F401
+    import grood.stages.score  # noqa: F401
+    from grood.search.vectors import faiss
+
+    faiss()
+    return {}
+
+
+CHILD_TASKS = {"gradients": task_gradients, "index": task_index, "fit_detector": task_fit_detector,
+               "score": task_score, "baseline": task_baseline}
 
 
 def child_main(argv: list[str]) -> int:

@@ -46,12 +46,16 @@ OUTPUTS: dict[str, str] = {
     "train_json": SEED_DIR + "/train.json",
     "features": SEED_DIR + "/features/{part}.zarr",
     "prototypes": SEED_DIR + "/prototypes/{source}.npz",
+    # the mix-up's early-layer class means Q, accumulated by the features pass over the ID training
+    # part (a store without Q for every other part: the features rule writes one per part)
+    "early_prototypes": SEED_DIR + "/prototypes/early/{part}.zarr",
     "gradients": SEED_DIR + "/gradients/{space}/{part}.zarr",
     "detector": SEED_DIR + "/detectors/{detector}.npz",
     "scores": SEED_DIR + "/scores/{detector}/{part}.npy",
     "index_quality": SEED_DIR + "/index_quality/{detector}.json",
     # row shards (temporary: merged into the outputs above by their gather jobs)
     "feature_shard": SEED_DIR + "/shards/features/{part}/{shard}-of-{shards}.zarr",
+    "early_shard": SEED_DIR + "/shards/features/{part}/{shard}-of-{shards}.early.npz",
     "score_shard": SEED_DIR + "/shards/scores/{detector}/{part}/{shard}-of-{shards}.npz",
     "index_shard": SEED_DIR + "/shards/index/{detector}/{part}/{shard}-of-{shards}.npz",
 }

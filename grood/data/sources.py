@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import ondisk, outliers, pins, user
+from . import imglist, ondisk, outliers, pins, user
 from .errors import DataError
 from .fetch import Corrupt, deb_version, fetch_debs, fetch_wheel, manifest_digest, sha256_bytes
 from .debfile import deb_source, read_members
@@ -393,6 +393,12 @@ _SOURCES = [
            "its own licence", ondisk.build_image_folder,
            params={"path": _REQUIRED, "split": "all", "size": None, "channels": None,
                    "test_fraction": None, "store": "npz"}, check=ondisk.check_image_folder),
+    Source("imglist", "an image list in OpenOOD's benchmark_imglist format (path: one `<relative path> "
+           "<label>` per line, -1 = OOD; root: the folder the paths start in; train: an optional training "
+           "list), kept as a file list by default", "the listed images' own (e.g. OpenOOD v1.5's sets: see "
+           "each source dataset's licence)", imglist.build_imglist,
+           params={"path": _REQUIRED, "root": _REQUIRED, "train": None, "store": "files", "size": None,
+                   "channels": None}, check=imglist.check_imglist),
     Source("npz", "the user's .npz file (path): `images` [+ `labels`], or `x_test`/`y_test` "
            "[+ `x_train`/`y_train`]", "the user's data: see its own licence", user.build_npz,
            params={"path": _REQUIRED, "split": "all", "size": None, "channels": None},

@@ -116,6 +116,10 @@ class IndexedDetector(Detector):
     index_shards: int = 1
     #: the distance its index ranks by, when the method fixes it (kNN: cosine); else a ``metric`` param
     index_metric: str | None = None
+    #: where faiss searches: ``"auto"`` (a GPU when a GPU build of faiss sees one), True (a GPU, or an
+    #: error) or False (the CPU); an exact index's scores are the same bits either way.  Not a
+    #: parameter: the score stage sets it from the config's ``search.gpu``.
+    use_gpu: bool | str = "auto"
 
     def _set_index(self, index: dict | None, metric: str) -> None:
         """Check and keep the ``index:`` mapping (:meth:`grood.search.IndexSpec.from_config`, completed
@@ -159,7 +163,9 @@ class IndexedDetector(Detector):
         return -np.asarray(kth_distance, dtype=np.float64)
 
     def kth_distance(self, queries, name: str) -> np.ndarray:
-        """``d`` of every query in the detector's own index; refused for an index-sharded fit."""
+        """``d`` of every query in the detector's own index; refused for an index-sharded fit.  An
+        exact (flat) index gives the canonical float64 distance (:func:`grood.search.exact_kth_distance`:
+        independent of thread count and device), an approximate one faiss's (or our IVF-Flat search's)."""
         from grood import search as faiss_index
 
         if not hasattr(self, "index_"):
@@ -170,7 +176,10 @@ class IndexedDetector(Detector):
                     f"merged results (grood.stages.score.score_stage(..., index_shards=[the {self.index_shards} "
                     f"shard files])), as the workflow's score rule does, or fit it again with shards.index: 1")
             raise ValueError(f"{type(self).__name__} is not fitted (it has no index); call fit() first")
-        return faiss_index.kth_distance(self.index_, queries, self.k, self.index_spec.metric, name=name)
+        spec = self.index_spec
+        if spec.exact:
+            return faiss_index.exact_kth_distance(self.index_, queries, self.k, spec.metric, self.use_gpu, name=name)
+        return faiss_index.kth_distance(self.index_, queries, self.k, spec.metric, self.use_gpu, name=name)
 
 
 def check_finite(name: str, values: np.ndarray) -> np.ndarray:

@@ -180,14 +180,14 @@ def _gradient_space(inputs: Inputs, params: dict, stem: str) -> list:
 
 def _mixup_inputs(ctx: Context, wc: dict) -> Inputs:
     return {"model": ctx.seed_path("model"), "mixup": ctx.seed_path("prototypes", source="mixup"),
-            "data": ctx.id_data}
+            "early": ctx.seed_path("early_prototypes", part="train"), "data": ctx.id_data}
 
 
 def _mixup(inputs: Inputs, params: dict, stem: str) -> list:
     from grood.figures.load import mixup_inputs_from
     from grood.figures.mixup import mixup_examples, mixup_figure
 
-    m = mixup_inputs_from(inputs["model"], inputs["mixup"], inputs["data"], seed=SAMPLE_SEED)
+    m = mixup_inputs_from(inputs["model"], inputs["mixup"], inputs["data"], inputs["early"], seed=SAMPLE_SEED)
     examples = mixup_examples(m["model"], m["images"], m["Q"], m["layer"], m["lam"], m["spec"])
     return mixup_figure(m["images"], m["labels"], examples, m["Q"], m["lam"], m["layer"], stem, params["title"],
                         m["classes"])

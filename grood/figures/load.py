@@ -44,16 +44,19 @@ def prototypes(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return protos["P"], protos["p_ood"]
 
 
-def mixup_inputs_from(model_pt, mixup_npz, data_npz, n: int = 4, seed: int = 0) -> dict:
+def mixup_inputs_from(model_pt, mixup_npz, data_npz, early_zarr, n: int = 4, seed: int = 0) -> dict:
     """What :func:`grood.figures.mixup.mixup_figure` needs: ``n`` ID training images of distinct
-    classes (fixed ``seed``), the network, its input spec and classes, and the mix-up prototypes
-    with λ and layer."""
+    classes (fixed ``seed``), the network, its input spec and classes, λ and the layer of the mix-up
+    prototype file, and its early prototypes ``Q`` from ``early_zarr`` — read row by row as drawn
+    (:class:`grood.method.early_store.EarlyRows`), never whole (ImageNet's: 3.2 GB)."""
+    from grood.method.early_store import EarlyRows
     from grood.net.preprocess import InputSpec
     from grood.net.training import load_checkpoint
 
-    protos, meta = load_npz(mixup_npz, ["Q"])
-    if "Q" not in protos:
-        raise ValueError(f"{mixup_npz} holds no early prototypes Q: not a mix-up prototype file")
+    _, meta = load_npz(mixup_npz, [])
+    if "layer" not in meta or "lam" not in meta:
+        raise ValueError(f"{mixup_npz} records no mix-up layer and λ: not a mix-up prototype file")
+    early = EarlyRows(early_zarr, meta["layer"])
     arrays, data_meta = load_npz(data_npz, ["x_train", "y_train", "files_train", "bytes_train"])
     if "x_train" not in arrays and "files_train" not in arrays:
         raise ValueError(f"{data_npz} has no training split: the mix-up figure shows ID training images")
@@ -75,5 +78,5 @@ def mixup_inputs_from(model_pt, mixup_npz, data_npz, n: int = 4, seed: int = 0) 
         images = arrays["x_train"][picked]
     model, ck = load_checkpoint(model_pt)
     return {"images": images, "labels": labels[picked], "model": model,
-            "spec": InputSpec.from_dict(ck["spec"]), "classes": ck["classes"], "Q": protos["Q"],
+            "spec": InputSpec.from_dict(ck["spec"]), "classes": ck["classes"], "Q": early,
             "layer": meta["layer"], "lam": float(meta["lam"])}

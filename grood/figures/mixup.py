@@ -14,10 +14,12 @@ import numpy as np
 from grood.figures.style import CMAP, save_figure, styled
 
 
-def mixup_examples(model, images: np.ndarray, early_prototypes: np.ndarray, layer: str, lam: float,
+def mixup_examples(model, images: np.ndarray, early_prototypes, layer: str, lam: float,
                    spec, device="cpu") -> dict[str, np.ndarray]:
     """The arrays the figure draws, computed exactly as the mix-up does (grood.method.prototypes):
-    ``early`` e_l(x), ``runner_up`` c2 (second-largest logit), ``predicted``, ``mixed``."""
+    ``early`` e_l(x), ``runner_up`` c2 (second-largest logit), ``predicted``, ``mixed``.
+    ``early_prototypes``: ``Q`` as an array, or rows read on demand
+    (:class:`grood.method.early_store.EarlyRows`)."""
     import torch
 
     from grood.net.device import fp32_forward
@@ -36,12 +38,12 @@ def mixup_examples(model, images: np.ndarray, early_prototypes: np.ndarray, laye
         logits = model.fc(model.forward_from(e, layer)).float().cpu().numpy()
     c2 = runner_up(logits)
     e = e.float().cpu().numpy()
-    mixed = lam * e + (1.0 - lam) * np.asarray(early_prototypes)[c2]
+    mixed = lam * e + (1.0 - lam) * np.asarray(early_prototypes[c2])
     return {"early": e, "runner_up": c2, "predicted": logits.argmax(1), "mixed": mixed}
 
 
 def mixup_figure(images: np.ndarray, labels: np.ndarray, examples: dict[str, np.ndarray],
-                 early_prototypes: np.ndarray, lam: float, layer: str, stem: str | Path, title: str = "",
+                 early_prototypes, lam: float, layer: str, stem: str | Path, title: str = "",
                  class_names: list | None = None):
     """One row per image: x, e_l(x), Q_c2, mixed. ``examples`` from :func:`mixup_examples`;
     ``labels`` and the class indices are shown through ``class_names`` (the original labels)."""
@@ -52,7 +54,7 @@ def mixup_figure(images: np.ndarray, labels: np.ndarray, examples: dict[str, np.
                                  gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.07]}, squeeze=False)
         for i in range(n):
             c2 = int(examples["runner_up"][i])
-            maps = [examples["early"][i].mean(0), np.asarray(early_prototypes)[c2].mean(0),
+            maps = [examples["early"][i].mean(0), np.asarray(early_prototypes[c2]).mean(0),
                     examples["mixed"][i].mean(0)]
             vmin, vmax = min(m.min() for m in maps), max(m.max() for m in maps)
             img = np.asarray(images[i])

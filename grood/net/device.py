@@ -21,9 +21,14 @@ def select_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
+        build = (f"this torch is a CPU-only build ({torch.__version__}): install your cluster's CUDA build of "
+                 f"torch" if torch.version.cuda is None else f"torch {torch.__version__} is built for CUDA "
+                 f"{torch.version.cuda} but finds no device: does the job have a GPU (the profile's `gpu: 1`), "
+                 f"and does the node's driver support that CUDA?")
         raise RuntimeError(
             f"device {requested!r} was asked for but torch sees no CUDA GPU "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); set device: auto or cpu"
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}, host {os.uname().nodename}); "
+            f"{build}. Stopping now rather than running on the CPU; set device: auto or cpu to allow that"
         )
     return torch.device(requested)
 

@@ -39,13 +39,18 @@ def forward_batches(
     batch_size: int = 1024,
     name: str = "images",
     sink: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+    tap: Callable[[int, torch.Tensor], None] | None = None,
 ) -> dict[str, np.ndarray] | None:
-    """Run ``model`` over ``images`` in fp32; hand each batch's ``features``/``logits`` to ``sink`` or collect them."""
+    """Run ``model`` over ``images`` in fp32; hand each batch's ``features``/``logits`` to ``sink`` or collect them.
+    ``tap(start, x)`` sees each input batch on the device too (the early prototypes' sums)."""
     collected: dict[str, list] = {"features": [], "logits": []}
     for start, x in batches(images, spec, batch_size, name):
+        x = x.to(device, non_blocking=True)
         with fp32_forward():
-            h = model.features(x.to(device, non_blocking=True))
+            h = model.features(x)
             z = model.fc(h)
+        if tap is not None:
+            tap(start, x)
         out = {"features": h.float().cpu().numpy(), "logits": z.float().cpu().numpy()}
         if not (np.isfinite(out["features"]).all() and np.isfinite(out["logits"]).all()):
             raise FloatingPointError(

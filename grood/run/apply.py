@@ -3,9 +3,9 @@
 The readable images become a prepared dataset of their own (one per image shape) in a temporary
 folder, and the very stage functions the workflow's jobs call run on it — ``features`` (the run's
 checkpoint, its feature batch size), ``gradients`` (the detector's prototypes file, ``wrt`` and
-temperature, the run's gradient row blocks) and ``score`` (the run's fitted detector, one faiss
-thread as the score jobs) — so there is no second copy of the computation: scoring the ID test set
-here gives the stored scores bit for bit.  Everything comes from the run directory
+temperature, the run's gradient row blocks) and ``score`` (the run's fitted detector; an exact k-NN
+search gives the same bits on any thread count, :mod:`grood.search.exact`) — so there is no second
+copy of the computation: scoring the ID test set here gives the stored scores bit for bit.  Everything comes from the run directory
 (:mod:`grood.run.finished`), including the stored ID test scores that set the threshold.
 """
 

@@ -10,6 +10,7 @@ import json
 
 import pandas as pd
 
+from grood import layout
 from grood.run.finished import BenchRun, SeedRun
 
 
@@ -45,11 +46,12 @@ def describe(run: SeedRun, level: float = 0.95) -> str:
         lines.append(f"  {store.stem:<16} {role:<10} {g['features'].shape[0]:>7} rows  "
                      f"{attrs.get('data', '?')} [{attrs.get('split', '?')}]")
     for proto in run.glob("prototypes"):
-        arrays, meta = load_npz(proto)
+        arrays, meta = load_npz(proto, ["P", "Q"])  # Q: a run made before the early prototypes had their store
         extra = ", ".join(f"{k} {meta[k]}" for k in ("layer", "lam", "n_mix", "noise_n", "noise_keep", "n")
                           if k in meta)
+        q_shape = tuple(arrays["Q"].shape) if "Q" in arrays else _early_shape(run, meta)
         lines.append(f"prototypes   {proto.stem}: P {tuple(arrays['P'].shape)}"
-                     + (f", Q {tuple(arrays['Q'].shape)}" if "Q" in arrays else "")
+                     + (f", Q {q_shape}" if q_shape else "")
                      + (f"; {extra}" if extra else "")
                      + ("; USES OOD DATA" if meta.get("uses_ood_data") else ""))
     lines.append(f"detectors    (threshold: score that keeps {100 * level:g}% of the ID test set; AUROC % of "
@@ -98,3 +100,18 @@ def _detector_header(path) -> tuple[str, str, str]:
 
 
 __all__ = ["describe"]
+
+
+def _early_shape(run, meta: dict) -> tuple | None:
+    """The shape of the early prototypes ``Q`` a mix-up prototype file was made from, if recorded and present."""
+    from pathlib import Path
+
+    from grood.method.early_store import open_early
+
+    if not meta.get("early_prototypes"):
+        return None
+    path = run.root / layout.below(layout.SEED_DIR, "early_prototypes", part="train")
+    try:
+        return tuple(open_early(path if path.exists() else Path(meta["early_prototypes"]))[0].shape)
+    except (FileNotFoundError, ValueError):
+        return None

@@ -6,9 +6,9 @@ and what an approximate index costs (:mod:`~grood.search.quality`)."""
 
 from grood.search.build import build_index
 from grood.search.io import deserialize, read_index, serialize, write_index
-from grood.search.query import kth_distance, on_device, search
+from grood.search.query import exact_kth_distance, kth_distance, on_device, search
 from grood.search.spec import KINDS, METRICS, IndexSpec
 from grood.search.vectors import gpu_available, prepare, search_threads
 
-__all__ = ["KINDS", "METRICS", "IndexSpec", "build_index", "search", "kth_distance", "on_device", "search_threads",
+__all__ = ["KINDS", "METRICS", "IndexSpec", "build_index", "search", "kth_distance", "exact_kth_distance", "on_device", "search_threads",
            "gpu_available", "prepare", "serialize", "deserialize", "write_index", "read_index"]

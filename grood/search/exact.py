@@ -18,12 +18,17 @@ canonical:
    again with twice the margin, until it is or every vector is a candidate.
 
 The top-k of a set of rows is then a pure function of the rows, so the merge of the shards' top-k
-(:func:`merge_topk`) equals the top-k of their union exactly, ties included.
+(:func:`merge_topk`) equals the top-k of their union exactly, ties included.  For the same reason
+it does not depend on what proposed the candidates: faiss on 1 or N threads, or faiss's GPU copy of
+the index (``propose``; its float32 GEMM has the same error bound), give the same distances and ids,
+bit for bit.  The float64 re-ranking runs in the job's threads (:data:`RERANK_THREADS`: faiss's
+thread count), each query on its own, so it does not change the result either.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -60,14 +65,26 @@ def flat_storage(index):
     return x, (np.arange(n, dtype=np.int64) if ids is None else ids)
 
 
-def canonical_distances(q: np.ndarray, x: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """float64 ``Σ (q_i − x_i)²`` for query rows ``q`` (B, D) and their candidates ``x[cand]``."""
+def canonical_distances(q: np.ndarray, x: np.ndarray, cand: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """float64 ``Σ (q_i − x_i)²`` for query rows ``q`` (B, D) and their candidates ``x[cand]``; blocks
+    of query rows are computed in ``threads`` threads (default: faiss's), each value by itself, so
+    the result does not depend on the thread count."""
     out = np.empty(cand.shape, dtype=np.float64)
     width = max(1, cand.shape[1]) * max(1, x.shape[1]) * 8
     step = max(1, RERANK_BYTES // width)
-    for a in range(0, len(q), step):
+
+    def block(a: int) -> None:
         diff = x[cand[a : a + step]].astype(np.float64) - q[a : a + step, None, :].astype(np.float64)
         out[a : a + step] = np.square(diff).sum(-1)
+
+    starts = range(0, len(q), step)
+    workers = min(len(starts), max(1, int(threads or faiss().omp_get_max_threads())))
+    if workers <= 1:
+        for a in starts:
+            block(a)
+    else:  # numpy releases the GIL in the gather, the subtraction and the sum
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(block, starts))
     return out
 
 
@@ -77,11 +94,20 @@ def rank_topk(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np
     return np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
 
 
+def default_margin(k: int) -> int:
+    """Extra candidates per query in the first round: 16 for small k, k/4 for large k (kNN's k=1000:
+    1,250 candidates, within faiss's GPU limit of 2,048)."""
+    return max(16, int(k) // 4)
+
+
 def exact_topk(index, queries: np.ndarray, k: int, metric: str = "l2", margin: int | None = None,
-               max_norm: float | None = None, name: str = "queries") -> tuple[np.ndarray, np.ndarray]:
+               max_norm: float | None = None, name: str = "queries", propose=None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Canonical top-k of ``queries`` (B, D) in a flat index: float64 squared distances and row ids,
     (B, k) each, padded with (inf, -1) where the index has fewer than k vectors.  ``max_norm``: the
-    largest stored vector norm, when the caller has it already (:func:`largest_norm`)."""
+    largest stored vector norm, when the caller has it already (:func:`largest_norm`).  ``propose(q,
+    kk)``: who proposes the candidates (faiss's float32 top-kk, e.g. from the index's GPU copy; it
+    may return None to leave a round to the CPU index); default: the CPU index itself."""
     x, row_ids = flat_storage(index)
     n, d = x.shape
     q = prepare(queries, metric, name)
@@ -93,11 +119,12 @@ def exact_topk(index, queries: np.ndarray, k: int, metric: str = "l2", margin: i
         max_norm = largest_norm(x)
     eps = error_bound(np.linalg.norm(q.astype(np.float64), axis=1), max_norm, d)
     todo = np.arange(len(q))
-    extra = int(margin if margin is not None else max(k, 16))
+    extra = int(margin if margin is not None else default_margin(k))
     rounds = 0
     while len(todo):
         kk = min(n, k + extra)
-        approx, cand = index_search(index, q[todo], kk)
+        proposed = propose(q[todo], kk) if propose is not None else None
+        approx, cand = proposed if proposed is not None else index_search(index, q[todo], kk)
         pos = _positions(cand, row_ids)
         exact = canonical_distances(q[todo], x, pos)
         rid = row_ids[pos]
@@ -162,8 +189,8 @@ def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int, allow_padding
 
 
 def exact_search(index, queries, k: int, metric: str = "l2", batch_size: int = 4096,
-                 name: str = "queries") -> tuple[np.ndarray, np.ndarray]:
-    """:func:`exact_topk` for a row array of queries, streamed in batches."""
+                 name: str = "queries", propose=None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`exact_topk` for a row array of queries, streamed in batches (``propose``: see there)."""
     if len(queries.shape) != 2 or row_width(queries) != index.d:
         raise ValueError(f"queries of shape {tuple(queries.shape)} do not match the index's vector width {index.d}")
     n = int(queries.shape[0])
@@ -172,9 +199,10 @@ def exact_search(index, queries, k: int, metric: str = "l2", batch_size: int = 4
     norm = largest_norm(flat_storage(index)[0])
     for start, block in iter_blocks(queries, batch_size):
         stop = start + len(block)
-        dist[start:stop], ids[start:stop] = exact_topk(index, block, k, metric, max_norm=norm, name=name)
+        dist[start:stop], ids[start:stop] = exact_topk(index, block, k, metric, max_norm=norm, name=name,
+                                                       propose=propose)
     return dist, ids
 
 
-__all__ = ["error_bound", "flat_storage", "largest_norm", "canonical_distances", "rank_topk", "exact_topk",
-           "exact_search", "merge_topk"]
+__all__ = ["error_bound", "flat_storage", "largest_norm", "canonical_distances", "default_margin", "rank_topk",
+           "exact_topk", "exact_search", "merge_topk"]

@@ -5,11 +5,17 @@ approximate index and exactly (streamed over the indexed store, :func:`streamed_
 and the report gives recall@k and the AUROC of GROOD-style scores (``−`` k-th squared distance)
 both ways, so a user sees what the speed costs.  The evaluate stage calls
 :func:`approximation_report` per detector and writes the dict beside the metrics.
+
+``nprobes``: an IVF index is searched again probing each of these numbers of cells (the exact side
+once), with the search time per query, so the report shows where recall and AUROC stop changing —
+the ``nprobe`` to put in the detector's ``index`` (faiss's guidance: tune it on the data).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+import time
 
 from grood.storage.chunks import block_rows, row_width, seeded_sample, take_rows
 from grood.search.build import build_index, selected_rows
@@ -68,23 +74,41 @@ def auroc_change(exact_id: np.ndarray, exact_ood: np.ndarray, approx_id: np.ndar
 
 def approximation_report(index, vectors, id_queries, ood_queries, k: int = 1, metric: str = "l2",
                          mask: np.ndarray | None = None, sample: int = 1000, seed: int = 0,
-                         use_gpu: bool | str = "auto") -> dict:
+                         use_gpu: bool | str = "auto", nprobes=()) -> dict:
     """Recall@k and AUROC change of approximate ``index`` (built over the ``mask`` rows of ``vectors``,
     ids = positions among them, as :func:`grood.search.build.build_index` makes) on a seeded sample of
-    ``sample`` ID and ``sample`` OOD queries; scores are ``−`` the k-th squared distance."""
+    ``sample`` ID and ``sample`` OOD queries; scores are ``−`` the k-th squared distance.  ``nprobes``
+    (an IVF index): the same at each of these ``nprobe`` values, under ``"nprobe_sweep"``."""
     rows = selected_rows(mask, int(vectors.shape[0]))
     picked = {}
     for name, queries, s in (("id", id_queries, seed), ("ood", ood_queries, seed + 1)):
         picked[name] = take_rows(queries, seeded_sample(int(queries.shape[0]), sample, s))
     q = np.concatenate([picked["id"], picked["ood"]])
-    approx_d, approx_pos = search(index, q, k, metric, use_gpu)
-    approx_rows = np.where(approx_pos < 0, PAD_ID, rows[np.clip(approx_pos, 0, None)])
     exact_d, exact_rows = streamed_exact_search(vectors, q, k, metric, mask)
     n_id = len(picked["id"])
-    score_a, score_e = -approx_d[:, k - 1].astype(np.float64), -exact_d[:, k - 1]
-    return {"k": int(k), "metric": metric, "n_id_queries": n_id, "n_ood_queries": len(picked["ood"]),
-            "seed": int(seed), "recall_at_k": recall_at_k(approx_rows, exact_rows, k),
-            **auroc_change(score_e[:n_id], score_e[n_id:], score_a[:n_id], score_a[n_id:])}
+    score_e = -exact_d[:, k - 1]
+
+    def approximate() -> dict:
+        t0 = time.perf_counter()
+        approx_d, approx_pos = search(index, q, k, metric, use_gpu)
+        seconds = time.perf_counter() - t0
+        approx_rows = np.where(approx_pos < 0, PAD_ID, rows[np.clip(approx_pos, 0, None)])
+        score_a = -approx_d[:, k - 1].astype(np.float64)
+        return {"recall_at_k": recall_at_k(approx_rows, exact_rows, k), "ms_per_query": 1e3 * seconds / len(q),
+                **auroc_change(score_e[:n_id], score_e[n_id:], score_a[:n_id], score_a[n_id:])}
+
+    report = {"k": int(k), "metric": metric, "n_id_queries": n_id, "n_ood_queries": len(picked["ood"]),
+              "seed": int(seed), **approximate()}
+    if nprobes and hasattr(index, "nprobe"):
+        configured, sweep = int(index.nprobe), []
+        try:
+            for nprobe in sorted({int(v) for v in nprobes}):
+                index.nprobe = min(nprobe, int(index.nlist))
+                sweep.append({"nprobe": int(index.nprobe), **approximate()})
+        finally:
+            index.nprobe = configured
+        report["nprobe_sweep"] = sweep
+    return report
 
 
 __all__ = ["recall_at_k", "streamed_exact_search", "auroc_change", "approximation_report"]

@@ -11,6 +11,10 @@ case 9 against the machine's own GEMM on the same shapes).
 IVF-Flat search on the CPU runs cell by cell as GEMMs (:mod:`grood.search.ivf_blocked`): faiss's
 own IVF search is bound by memory traffic (one query at a time), which made it only ≈ 3× faster
 than exact search at 1M × 512 while visiting 3% of the vectors.
+
+The detectors' exact (``flat``) scores come from :func:`exact_kth_distance`: faiss — on all the
+job's threads, or on a GPU — only proposes candidates, which are ranked by their float64 distance
+(:mod:`grood.search.exact`), so the scores are the same bits on 1 or N threads and on CPU or GPU.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: query rows per faiss call: large enough for BLAS to run at full speed, small enough for memory
 QUERY_BATCH = 16384
+#: the largest k faiss's GPU search returns (its k-selection kernels; faiss ≥ 1.7.3)
+GPU_MAX_K = 2048
 
 _GPU_RESOURCES = []  # one StandardGpuResources per process (it owns scratch memory); created lazily
 
@@ -38,9 +44,10 @@ def wants_gpu(use_gpu: bool | str) -> bool:
     if use_gpu == "auto":
         return gpu_available()
     if use_gpu and not gpu_available():
-        raise RuntimeError("a faiss GPU index was asked for (use_gpu: true) but this faiss has no GPU "
-                           "build or sees no GPU; install the gpu extra (pip install -e '.[gpu]') on a "
-                           "GPU node, or set use_gpu: auto")
+        raise RuntimeError("a faiss GPU search was asked for (config search.gpu: true) but this faiss has no "
+                           "GPU build or sees no GPU (faiss.get_num_gpus() == 0); install faiss-gpu on the GPU "
+                           "nodes (pip install -e '.[gpu]', docs/cluster.md), give the job a GPU, or set "
+                           "search.gpu: false")
     return bool(use_gpu)
 
 
@@ -87,6 +94,40 @@ def searcher_of(index, use_gpu: bool | str = "auto"):
     return ours or index.search
 
 
+def gpu_proposer(index, use_gpu: bool | str = "auto"):
+    """``(q, kk) -> (float32 distances, ids)`` from the GPU copy of a flat ``index`` (bare or in an
+    ``IndexIDMap2``: its ids are mapped back) when :func:`wants_gpu`; None without a GPU.  The
+    proposer returns None beyond :data:`GPU_MAX_K` (the CPU index proposes then).  For
+    :func:`grood.search.exact.exact_topk`."""
+    fs = faiss()
+    inner, ids = index, None
+    if isinstance(index, (fs.IndexIDMap, fs.IndexIDMap2)):
+        inner, ids = fs.downcast_index(index.index), fs.vector_to_array(index.id_map).astype(np.int64)
+    device = on_device(inner, use_gpu)
+    if device is inner:
+        return None
+
+    def propose(q, kk):
+        if kk > GPU_MAX_K:
+            return None
+        dist, pos = device.search(q, kk)
+        return dist, (pos if ids is None else np.where(pos >= 0, ids[np.clip(pos, 0, None)], -1))
+
+    return propose
+
+
+def exact_kth_distance(index, queries, k: int, metric: str = "l2", use_gpu: bool | str = "auto",
+                       batch_size: int = 4096, name: str = "queries") -> np.ndarray:
+    """The canonical squared distance (float64) from each query to its k-th nearest vector of a flat
+    ``index`` (:func:`grood.search.exact.exact_search`): the same bits whatever the thread count and
+    whether faiss proposed the candidates on a GPU."""
+    from grood.search.exact import exact_search
+
+    _check(index, queries, k)
+    dist, _ = exact_search(index, queries, int(k), metric, batch_size, name, propose=gpu_proposer(index, use_gpu))
+    return dist[:, int(k) - 1]
+
+
 def _batches(index, queries, k: int, metric: str, use_gpu: bool | str, batch_size: int, name: str):
     """``(first row, distances, ids)`` of each batch of ``batch_size`` queries, searched in ``index``."""
     run = searcher_of(index, use_gpu)
@@ -117,5 +158,6 @@ def kth_distance(index, queries, k: int, metric: str = "l2", use_gpu: bool | str
     return out
 
 
-__all__ = ["QUERY_BATCH", "blas_blocks", "search_threads", "wants_gpu", "on_device", "searcher_of", "search", "kth_distance"]
+__all__ = ["GPU_MAX_K", "QUERY_BATCH", "blas_blocks", "search_threads", "wants_gpu", "on_device", "searcher_of",
+           "search", "kth_distance", "gpu_proposer", "exact_kth_distance"]
 

@@ -41,16 +41,20 @@ def build_shard_index(vectors, shard: int, shards: int, spec: IndexSpec | None =
     return index, rows, n
 
 
-def search_index_shard(index, queries, k: int, spec: IndexSpec) -> tuple[np.ndarray, np.ndarray]:
+def search_index_shard(index, queries, k: int, spec: IndexSpec, use_gpu: bool | str = "auto"
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (float64 distances, global row ids) of every query in one shard's index; a shard with
-    fewer than k vectors pads with (inf, -1)."""
+    fewer than k vectors pads with (inf, -1).  ``use_gpu``: faiss proposes on a GPU (exact: the same
+    result)."""
+    from grood.search.query import gpu_proposer
+
     n_q = int(queries.shape[0])
     if index.ntotal == 0:
         return np.full((n_q, k), np.inf), np.full((n_q, k), PAD_ID, dtype=np.int64)
     if spec.exact:
-        return exact_search(index, queries, k, spec.metric)
+        return exact_search(index, queries, k, spec.metric, propose=gpu_proposer(index, use_gpu))
     kk = min(k, index.ntotal)
-    dist, ids = search(index, queries, kk, spec.metric)
+    dist, ids = search(index, queries, kk, spec.metric, use_gpu)
     dist = np.where(ids < 0, np.inf, dist.astype(np.float64))  # an IVF probe can find < kk vectors
     pad = k - kk
     if pad:
@@ -61,7 +65,7 @@ def search_index_shard(index, queries, k: int, spec: IndexSpec) -> tuple[np.ndar
 
 def search_shard(vectors, queries, k: int, shard: int, shards: int, spec: IndexSpec | None = None,
                  mask: np.ndarray | None = None, align: int = 1, out_npz: str | os.PathLike | None = None,
-                 source: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
+                 source: str = "", use_gpu: bool | str = "auto") -> tuple[np.ndarray, np.ndarray, dict]:
     """One shard job: index shard ``shard`` of ``shards`` of ``vectors`` and search all ``queries``.
 
     ``align``: shard rows start on multiples of it (the store's chunk rows, so a shard reads whole
@@ -73,7 +77,7 @@ def search_shard(vectors, queries, k: int, shard: int, shards: int, spec: IndexS
     if int(k) < 1:
         raise ValueError(f"k must be ≥ 1, got {k}")
     index, rows, n = build_shard_index(vectors, shard, shards, spec, mask, align)
-    dist, ids = search_index_shard(index, queries, int(k), spec)
+    dist, ids = search_index_shard(index, queries, int(k), spec, use_gpu)
     meta = provenance(source=str(source), k=int(k), n_queries=int(queries.shape[0]), index=spec.to_dict(),
                       n_indexed=int(index.ntotal), canonical=spec.exact, **shard_attrs(shard, shards, rows, n))
     if out_npz is not None:

@@ -62,9 +62,9 @@ def blas_blocks(query_rows: int = BLAS_QUERY_ROWS, vector_rows: int = BLAS_VECTO
 
 @contextlib.contextmanager
 def search_threads(n: int):
-    """Run faiss with ``n`` OpenMP threads inside the block. A flat L2 search sums in an order that
-    depends on the thread count, so distances differ in their last float32 bit across counts; the
-    pipeline's score jobs run one thread (``threads: 1``), and reproducing them needs the same."""
+    """Run faiss with ``n`` OpenMP threads inside the block (and the float64 re-ranking of exact
+    search, :mod:`grood.search.exact`, with as many).  faiss's own float32 distances differ in their
+    last bit across thread counts; the detectors' exact scores are re-ranked in float64 and do not."""
     fs = faiss()
     before = fs.omp_get_max_threads()
     fs.omp_set_num_threads(int(n))

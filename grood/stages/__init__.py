@@ -10,6 +10,6 @@ module reaches (:mod:`grood.codeversion`), so editing a module re-runs exactly t
 import it, directly or not.  Job logging, shared by every script, is here.
 """
 
-from grood.stages.io import decode_workers, job_log, setup_logging
+from grood.stages.io import decode_workers, job_log, search_on_gpu, setup_logging
 
-__all__ = ["decode_workers", "job_log", "setup_logging"]
+__all__ = ["decode_workers", "job_log", "search_on_gpu", "setup_logging"]

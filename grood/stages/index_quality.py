@@ -21,8 +21,10 @@ def approximate(det) -> bool:
 
 
 def index_quality_stage(detector_npz, train_stores: list, test_stores: list, ood_stores: dict[str, list],
-                        out_json, sample: int = 1000, seed: int = 0) -> dict:
-    """Recall@k and AUROC change of the fitted detector's index, per OOD set, to ``out_json``."""
+                        out_json, sample: int = 1000, seed: int = 0, nprobes=(), threads: int | None = None) -> dict:
+    """Recall@k and AUROC change of the fitted detector's index, per OOD set, to ``out_json``;
+    ``nprobes``: an IVF index's report at each of these ``nprobe`` values too (config
+    ``index_quality.nprobe``), to choose the detector's ``nprobe`` from."""
     from grood.search.quality import approximation_report
 
     det = load_detector(detector_npz)
@@ -35,14 +37,18 @@ def index_quality_stage(detector_npz, train_stores: list, test_stores: list, ood
     (name,) = det.requires  # the array the index holds: gradients (GROOD) or features (kNN)
     id_queries = open_arrays(test_stores, (name,))[name]
     spec = det.index_spec
+    from grood.search import search_threads
+
     parts = {}
     for ood, stores in ood_stores.items():
-        parts[ood] = approximation_report(det.index_, vectors, id_queries, open_arrays(stores, (name,))[name],
-                                          k=det.k, metric=spec.metric, mask=mask, sample=int(sample),
-                                          seed=int(seed))
+        with search_threads(threads or 1):
+            parts[ood] = approximation_report(det.index_, vectors, id_queries, open_arrays(stores, (name,))[name],
+                                              k=det.k, metric=spec.metric, mask=mask, sample=int(sample),
+                                              seed=int(seed), nprobes=list(nprobes or ()))
         log.info("%s vs %s: recall@%d %.4f, AUROC change %+.3f points", spec.kind, ood, det.k,
                  parts[ood]["recall_at_k"], parts[ood]["auroc_change_points"])
     report = {"index": spec.to_dict(), "k": det.k, "sample": int(sample), "seed": int(seed), "parts": parts,
+              "nprobe_sweep": sorted({int(v) for v in nprobes or ()}),
               "provenance": provenance(detector=str(detector_npz))}
     save_json(out_json, report)
     return report

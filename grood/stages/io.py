@@ -57,6 +57,13 @@ def decode_workers(config: dict) -> int:
     return int((config.get("loader") or {}).get("workers", 0))
 
 
+def search_on_gpu(config: dict) -> bool:
+    """``search.gpu`` of a workflow config: k-NN detectors (GROOD, kNN) search on a GPU (faiss-gpu;
+    the job asks for one) or, False, on the CPU only.  Not a rule param: an exact search gives the
+    same scores on either, so changing it re-runs nothing."""
+    return bool((config.get("search") or {}).get("gpu", False))
+
+
 def load_split(data_npz: str | Path, split: str, workers: int = 0):
     """Images and labels of ``split`` (train/test); a missing split is an error naming the file.
 

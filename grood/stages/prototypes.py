@@ -16,9 +16,13 @@ log = logging.getLogger("grood")
 
 def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, params: dict, out_npz,
                      seed: int = 0, ood_val_npz=None, device: str = "auto", threads: int | None = None,
-                     workers: int = 0) -> dict:
-    """Class prototypes ``P``, early prototypes ``Q`` and the OOD prototype ``p_ood`` from ``source``
-    (``workers`` decode a file-list dataset's images in parallel)."""
+                     workers: int = 0, early_zarr=None) -> dict:
+    """Class prototypes ``P`` and the OOD prototype ``p_ood`` from ``source`` (``workers`` decode a
+    file-list dataset's images in parallel).
+
+    The mix-up reads the early prototypes ``Q`` from ``early_zarr``, which the features pass over
+    the ID training part accumulated (:mod:`grood.method.early_store`), and decodes only its
+    ``n_mix`` training images; ``Q`` is not copied into ``out_npz``."""
     import zarr
 
     from grood.method import prototypes as pr
@@ -43,16 +47,25 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
     arrays = {"P": P.astype(np.float32)}
     info: dict = {"source": source, "uses_ood_data": source in OOD_DATA_SOURCES}
     if source == "mixup":
+        from grood.method.early_store import read_early
+
         layer = params["layer"]
+        if early_zarr is None:
+            raise ValueError("the mix-up needs the early prototypes of the features pass (early_zarr)")
+        Q, _ = read_early(early_zarr, layer)
+        if Q.shape[0] != num_classes:
+            raise ValueError(f"{early_zarr} holds early prototypes of {Q.shape[0]} classes, the network has "
+                             f"{num_classes}; re-run the features job of the ID training part")
         x_train, _ = load_split(data_npz, "train", workers)
-        Q = pr.early_prototypes(model, x_train, labels, num_classes, layer, spec, dev)
+        if len(x_train) != len(labels):
+            raise ValueError(f"{data_npz} holds {len(x_train)} training images, its features {len(labels)} rows; "
+                             f"re-run the features job of the ID training part")
         rng = np.random.default_rng(seed)
         n_mix = min(int(params["n_mix"]), len(x_train))
         pick = np.sort(rng.choice(len(x_train), n_mix, replace=False))
         h_mix = pr.mixup_features(model, x_train[pick], Q, layer, float(params["lam"]), spec, dev)
         p_ood = h_mix.mean(0)
-        arrays["Q"] = Q
-        info.update(layer=layer, lam=float(params["lam"]), n_mix=n_mix)
+        info.update(layer=layer, lam=float(params["lam"]), n_mix=n_mix, early_prototypes=str(early_zarr))
     elif source == "noise":
         noise = pr.noise_candidates(int(params["noise_n"]), spec, seed)
         out = forward_batches(model, noise, spec, dev, name="noise prototype")

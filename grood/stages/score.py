@@ -20,7 +20,7 @@ log = logging.getLogger("grood")
 def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, split: str = "test",
                 device: str = "auto", threads: int | None = None, rows: tuple[int, int] | None = None,
                 shard: tuple[int, int] | None = None, align: int = 1, workers: int = 0,
-                index_shards: list | None = None) -> tuple[int, int]:
+                index_shards: list | None = None, search_gpu: bool | str = "auto") -> tuple[int, int]:
     """Score one part with the fitted detector stored at ``detector_npz`` (pickle-free:
     :mod:`grood.detectors.store`), to ``out``; returns the row range scored.
 
@@ -34,6 +34,9 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
     ``index_shards``: the part's `search_index_shard` results (in shard order) for a detector fitted
     with ``shards.index`` > 1 — merged exactly (:func:`grood.search.sharded.merge_shard_files`), the
     k-th distances become scores by the detector's own ``score_from_kth_distance``.
+    A k-NN detector (GROOD, kNN) searches with faiss on ``threads`` threads, or proposes its
+    candidates on a GPU (``search_gpu``: "auto", True — a GPU or an error —, False); with an exact
+    index the scores are the same bits either way (:mod:`grood.search.exact`).
     """
     from grood.storage.shards import shard_attrs, shard_rows
 
@@ -49,11 +52,13 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
         block = int(getattr(det, "batch_size", align)) if det.needs_network else int(align)
         return shard_rows(n, int(shard[0]), int(shard[1]), block)
 
+    if search_gpu is True and not index_shards:
+        _gpu_search_or_fail(detector_npz)
     if index_shards:
         scores, (start, stop, n) = _score_from_index_shards(detector_npz, stores, list(index_shards))
     else:
         scores, (start, stop, n) = _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick,
-                                          workers)
+                                          workers, search_gpu)
     if shard is None:
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
@@ -65,12 +70,27 @@ def score_stage(detector_npz, stores: list, out, model_pt=None, data_npz=None, s
     return start, stop
 
 
-def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick_rows, workers=0):
+def _gpu_search_or_fail(detector_npz) -> None:
+    """With ``search.gpu``, a k-NN detector's job fails before it reads its index (10 GB at ImageNet
+    size) when faiss has no GPU build or sees no GPU, saying so."""
+    from grood.detectors import METHODS, IndexedDetector
+    from grood.detectors.store import read_header
+    from grood.search.query import wants_gpu
+
+    method = METHODS.get(read_header(detector_npz).get("method"))
+    if method is not None and issubclass(method, IndexedDetector):
+        wants_gpu(True)
+
+
+def _score(detector_npz, stores, model_pt, data_npz, split, device, threads, pick_rows, workers=0,
+           search_gpu: bool | str = "auto"):
     """Scores (float64) of the rows ``pick_rows(n, detector)`` of a part, and ``(start, stop, n)``."""
     from grood.detectors.base import check_finite
     from grood.detectors.store import load_detector
 
     det = load_detector(detector_npz)  # refuses anything but a pickle-free grood detector file
+    if det.state_indexes:
+        det.use_gpu = search_gpu
     source = str(stores[0]) if stores else f"{data_npz} ({split})"
     images = None
     if det.needs_network:
@@ -131,8 +151,8 @@ def _score_from_index_shards(detector_npz, stores, shard_npzs):
 
 
 def _faiss_threads(det, threads):
-    """Pin faiss to the job's threads (1 when not given, as the score rule): its distances differ in
-    the last bit across thread counts, and ``grood score`` reproduces the stored scores with 1."""
+    """Run faiss on the job's threads (1 when not given): an exact index's scores are re-ranked in
+    float64 and do not depend on the count (:mod:`grood.search.exact`)."""
     import contextlib
 
     if not det.state_indexes:

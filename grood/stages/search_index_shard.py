@@ -11,13 +11,15 @@ log = logging.getLogger("grood")
 
 
 def search_index_shard_stage(detector_npz, train_stores: list, query_stores: list, out_npz, shard: int,
-                             shards: int, threads: int | None = None) -> dict:
+                             shards: int, threads: int | None = None, search_gpu: bool | str = "auto") -> dict:
     """Index shard ``shard`` of ``shards`` of the rows the detector stored at ``detector_npz``
     indexes (GROOD: the correctly classified training gradients; kNN: every training feature), read
     lazily from ``train_stores``; search the part's queries (``query_stores``) and write each
     query's top-k distances and global row ids to ``out_npz`` (:func:`grood.search.sharded.search_shard`;
     exact for the ``flat`` index, so the merge in `score` is the unsharded exact search).
-    Shards start on the training store's chunk rows, so each reads whole chunks.  Returns the meta."""
+    Shards start on the training store's chunk rows, so each reads whole chunks.  faiss searches on
+    ``threads`` threads, or proposes on a GPU (``search_gpu``: "auto", True, False); the exact
+    result is the same either way.  Returns the meta."""
     from grood.detectors import IndexedDetector
     from grood.detectors.store import load_detector
     from grood.search import search_threads
@@ -34,7 +36,7 @@ def search_index_shard_stage(detector_npz, train_stores: list, query_stores: lis
     align = int(getattr(vectors, "chunks", (1,))[0])
     with search_threads(threads or 1):
         _, _, meta = search_shard(vectors, queries, det.k, int(shard), int(shards), det.index_spec, mask, align,
-                                  out_npz, source=str(query_stores[0]))
+                                  out_npz, source=str(query_stores[0]), use_gpu=search_gpu)
     log.info("index shard %d/%d of %s: rows %s, %d vectors → %s", shard, shards, detector_npz, meta["rows"],
              meta["n_indexed"], out_npz)
     return meta

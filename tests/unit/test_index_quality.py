@@ -89,3 +89,22 @@ def test_exact_detectors_are_refused(stores, tmp_path):
     with pytest.raises(ValueError, match="searches exactly"):
         index_quality_stage(tmp_path / "det.npz", [str(tmp / "train.zarr")], [str(tmp / "test.zarr")],
                             {"ood": [str(tmp / "ood.zarr")]}, tmp_path / "iq.json")
+
+
+def test_nprobe_sweep_reaches_exact_search_when_every_cell_is_probed(stores, tmp_path):
+    """index_quality.nprobe: the IVF index is searched again at each nprobe; probing all cells finds the
+    exact neighbours, and evaluate's table gets one row per nprobe beside the configured one."""
+    tmp = stores["dir"]
+    train = [str(tmp / "train.zarr"), str(tmp / "train_g.zarr")]
+    fit_detector_stage("grood", {"k": 1, "index": {"kind": "ivf_flat", "nlist": 16, "nprobe": 1}}, train,
+                       tmp_path / "det.npz")
+    rep = index_quality_stage(tmp_path / "det.npz", train, [str(tmp / "test_g.zarr")],
+                              {"ood": [str(tmp / "ood_g.zarr")]}, tmp_path / "iq.json", sample=100, seed=1,
+                              nprobes=[16, 2, 4])
+    sweep = rep["parts"]["ood"]["nprobe_sweep"]
+    assert [s["nprobe"] for s in sweep] == [2, 4, 16] and rep["nprobe_sweep"] == [2, 4, 16]
+    assert sweep[-1]["recall_at_k"] == 1.0 and sweep[-1]["auroc_change_points"] == pytest.approx(0, abs=1e-9)
+    assert rep["parts"]["ood"]["recall_at_k"] <= sweep[0]["recall_at_k"] <= sweep[-1]["recall_at_k"]
+    table = index_quality_table([{"seed": 0, "detector": "grood", "path": str(tmp_path / "iq.json")}])
+    assert table["nprobe"].tolist() == [1, 2, 4, 16] and table["configured"].tolist() == [True, False, False, False]
+    assert (table["ms_per_query"] > 0).all()

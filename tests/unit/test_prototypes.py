@@ -92,29 +92,40 @@ def test_class_prototypes_and_nearest_prototype():
 
 
 def test_prototypes_stage_builds_p_ood_from_the_mixed_features(tmp_path, monkeypatch):
-    """The stage's ``P`` (class means of the stored features), ``Q`` (true labels) and ``p_ood`` (mean of
-    ``h̃`` over the seeded ``n_mix`` pick, λ from the params), rebuilt from the hand-built net by numpy."""
+    """The stage's ``P`` (class means of the stored features), ``Q`` (true labels, accumulated by the
+    features pass over the training part) and ``p_ood`` (mean of ``h̃`` over the seeded ``n_mix`` pick,
+    λ from the params), rebuilt from the hand-built net by numpy."""
     import grood.net.training
+    from grood.method.early_store import read_early
+    from grood.stages.features import features_stage
     from grood.stages.prototypes import prototypes_stage
-    from grood.storage import load_npz, save_npz, write_zarr
+    from grood.storage import load_npz, save_npz
 
     x, y = images_and_labels(60)
     e, h, z = by_hand(x)
     monkeypatch.setattr(grood.net.training, "load_checkpoint",
-                        lambda path, device: (hand_built_net(), {"spec": SPEC.to_dict(), "num_classes": 4}))
+                        lambda path, device=None: (hand_built_net(), {"spec": SPEC.to_dict(), "num_classes": 4,
+                                                                      "classes": [0, 1, 2, 3]}))
     model_pt = tmp_path / "model.pt"
     model_pt.write_bytes(b"stand-in: load_checkpoint is replaced above")
     save_npz(tmp_path / "data.npz", {"x_train": x, "y_train": y, "x_test": x, "y_test": y})
-    write_zarr(tmp_path / "train.zarr", {"features": h.astype(np.float32), "labels": y})
+    features_stage(model_pt, tmp_path / "data.npz", "train", True, tmp_path / "train.zarr", batch_size=16,
+                   device="cpu", early_layer="layer1", early_out=tmp_path / "early.zarr")
     prototypes_stage(model_pt, tmp_path / "data.npz", tmp_path / "train.zarr", "mixup",
-                     {"layer": "layer1", "lam": 0.3, "n_mix": 25}, tmp_path / "mixup.npz", seed=3)
+                     {"layer": "layer1", "lam": 0.3, "n_mix": 25}, tmp_path / "mixup.npz", seed=3,
+                     early_zarr=tmp_path / "early.zarr")
     got, info = load_npz(tmp_path / "mixup.npz")
+    assert set(got) == {"P", "p_ood"}  # Q lives in its own store, which the gradients jobs never read
 
     q = np.stack([e[y == c].mean(0) for c in range(4)])
     c2 = np.argsort(-z, axis=1)[:, 1]
     pick = np.sort(np.random.default_rng(3).choice(len(x), 25, replace=False))
     p_ood = ((0.3 * e[pick] + 0.7 * q[c2[pick]]) @ W2.T + B2).mean(0)
     np.testing.assert_allclose(got["P"], np.stack([h[y == c].mean(0) for c in range(4)]), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(got["Q"], q, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(read_early(tmp_path / "early.zarr", "layer1")[0], q, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got["p_ood"], p_ood, rtol=1e-4, atol=1e-4)
     assert info["lam"] == 0.3 and info["n_mix"] == 25 and info["layer"] == "layer1"
+    with pytest.raises(ValueError, match="stage 'layer1', the mix-up asks for 'layer2'"):
+        prototypes_stage(model_pt, tmp_path / "data.npz", tmp_path / "train.zarr", "mixup",
+                         {"layer": "layer2", "lam": 0.3, "n_mix": 25}, tmp_path / "m2.npz",
+                         early_zarr=tmp_path / "early.zarr")

@@ -1,6 +1,7 @@
 # Everything that is not a rule: config validation, names, paths, input functions, code digests.
 import functools
 import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -17,6 +18,16 @@ validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 # `detectors: {suite: standard, ...}`: the named suite of config/suites.yaml, whatever --configfile says
 grood.config.expand_suites(config, grood.config.load_suites(Path(workflow.basedir) / "config" / "suites.yaml"))
 grood.config.check(config)  # every cross-field problem at once, each naming the key and the fix
+
+if config["search"]["gpu"]:
+    # the score jobs of GROOD and kNN will search with faiss-gpu: say now if this environment lacks it
+    # (a login node has no GPU, but a GPU build of faiss is visible without one)
+    import faiss as _faiss
+
+    if not hasattr(_faiss, "StandardGpuResources"):
+        print("grood: search.gpu is true but this environment's faiss has no GPU build: GROOD's and kNN's score "
+              "jobs will fail at their start unless the GPU nodes' environment has faiss-gpu "
+              "(docs/cluster.md); set search.gpu: false to search on the CPU", file=sys.stderr)
 
 R = config["results_dir"]
 RES = config["resources_dir"]
@@ -66,9 +77,15 @@ def _user_path(name):
 
 
 def user_data_file(wc):
-    """A user's own data file (e.g. source npz) as an input: new contents rebuild the dataset."""
-    path = _user_path(wc.dataset)
-    return [str(path)] if path is not None and path.is_file() else []
+    """A user's own data files (a source npz, an image list and its training list) as inputs: new
+    contents rebuild the dataset."""
+    from grood.data.pixels import user_path
+
+    spec = DATASETS[wc.dataset]
+    paths = [_user_path(wc.dataset)]
+    if spec.get("train"):  # imglist: the training split's list
+        paths.append(Path(user_path(spec["train"], spec["source"], "train")))
+    return [str(p) for p in paths if p is not None and p.is_file()]
 
 
 def user_folder_manifest(wc):
@@ -227,6 +244,23 @@ def gradient_space_param(key):
     return lambda wc: GRADIENT_SPACES[wc.space][key]
 
 
+#: a GROOD-family detector builds its OOD prototype by mix-up: the features pass over the ID training
+#: part then also accumulates the early prototypes Q (grood.method.early_store)
+MIXUP = any(det.prototype == "mixup" for det in grood.config.gradient_detectors(config).values())
+
+
+def early_layer(wc):
+    """The features rule's ``early_layer`` param: the mix-up's stage for the ID training part, else None."""
+    return config["prototypes"]["layer"] if MIXUP and wc.part == "train" else None
+
+
+def early_input(wc):
+    """The early prototypes a prototypes job reads (the mix-up's); nothing for the other sources."""
+    if wc.source != "mixup":
+        return []
+    return [out("early_prototypes", bench=wc.bench, seed=wc.seed, part="train")]
+
+
 def ood_val_input(wc):
     if "ood_val_dataset" not in PROTOTYPE_KEYS[wc.source]:
         return []
@@ -328,7 +362,7 @@ def figure_context(bench):
                 if det else None)
     return catalog.Context(results=R, bench=bench, seeds=tuple(SEEDS), seed=FIGURE_SEED, groups=BENCH[bench]["ood"],
                            detectors=tuple(DETECTORS), gradient=gradient,
-                           mixup=any(d.prototype == "mixup" for d in grood.config.gradient_detectors(config).values()),
+                           mixup=MIXUP,
                            id_data=dataset_npz(BENCH[bench]["id"]))
 
 
@@ -443,6 +477,23 @@ def index_shard_files(wc):
         return []
     return expand(INDEX_SHARD, shard=range(INDEX_SHARDS), bench=wc.bench, seed=wc.seed, detector=wc.detector,
                   part=wc.part)
+
+
+def indexed(detector):
+    """Whether ``detector`` scores by a k-NN search in its own faiss index (GROOD, kNN; not index-sharded)."""
+    from grood.detectors import IndexedDetector
+
+    return isinstance(detector_object(detector), IndexedDetector) and not index_sharded(detector)
+
+
+def search_threads(wc):
+    """A score job's threads: the config's for a k-NN search (faiss on all of them), else 1 (start-up bound)."""
+    return config["threads"] if indexed(wc.detector) else 1
+
+
+def searches_on_gpu(detector):
+    """Whether a score job searches on a GPU and asks for one: ``search.gpu`` and a k-NN detector."""
+    return bool(config["search"]["gpu"]) and indexed(detector)
 
 
 def needs_network(detector):

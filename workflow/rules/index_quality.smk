@@ -12,7 +12,9 @@ rule index_quality:
     params:
         ood_stores=index_quality_ood_stores,
         sample=config["index_quality"]["sample"],
+        nprobe=config["index_quality"]["nprobe"],
         code=stage_code("index_quality"),
+    threads: config["threads"]
     log:
         job_log("index_quality", "seed", "{detector}"),
     conda:

@@ -3,6 +3,7 @@ rule prototypes:
         model=out("model"),
         data=lambda wc: dataset_npz(BENCH[wc.bench]["id"]),
         train_features=out("features", part="train"),
+        early=early_input,
         ood_val=ood_val_input,
     output:
         npz=out("prototypes"),

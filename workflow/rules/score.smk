@@ -24,10 +24,9 @@ rule score:
         shard=shard_param(SCORE_SHARDS),
         align=config["features"]["batch_size"] if SCORE_SHARDS > 1 else None,
         code=stage_code("score"),
-    threads: 1  # start-up bound: two jobs share the cores; and faiss distances differ in the last bit
-    # across thread counts, so `grood score` (one faiss thread) reproduces these scores exactly
+    threads: search_threads  # k-NN searches: the config's threads (scores are the same bits on any count)
     resources:
-        gpu=lambda wc: job_gpus() * int(needs_network(wc.detector)),
+        gpu=lambda wc: job_gpus() * int(needs_network(wc.detector) or searches_on_gpu(wc.detector)),
     log:
         job_log("score", "seed", per_shard("{detector}/{part}", SCORE_SHARDS)),
     benchmark:

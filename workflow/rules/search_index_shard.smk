@@ -14,7 +14,9 @@ if INDEX_SHARDS > 1:
         params:
             shard=shard_param(INDEX_SHARDS),
             code=stage_code("search_index_shard"),
-        threads: 1  # faiss proposes candidates, float64 re-ranking decides: any thread count gives the same
+        threads: config["threads"]  # faiss proposes candidates, float64 re-ranking decides: any count gives the same
+        resources:
+            gpu=lambda wc: job_gpus() * int(config["search"]["gpu"]),
         log:
             job_log("search_index_shard", "seed", per_shard("{detector}/{part}", INDEX_SHARDS)),
         benchmark:

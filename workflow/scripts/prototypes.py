@@ -7,4 +7,5 @@ prototypes_stage(snakemake.input.model, snakemake.input.data, snakemake.input.tr
                  seed=int(snakemake.wildcards.seed),
                  ood_val_npz=snakemake.input.ood_val[0] if snakemake.input.ood_val else None,
                  device=snakemake.params.device, threads=snakemake.threads,
-                 workers=decode_workers(snakemake.config))
+                 workers=decode_workers(snakemake.config),
+                 early_zarr=snakemake.input.early[0] if snakemake.input.early else None)

@@ -1,4 +1,4 @@
-from grood.stages import decode_workers, setup_logging
+from grood.stages import decode_workers, search_on_gpu, setup_logging
 from grood.stages.score import score_stage
 
 setup_logging(snakemake.log[0])
@@ -11,4 +11,5 @@ score_stage(snakemake.input.detector, list(snakemake.input.stores), snakemake.ou
             split=snakemake.params.split, device=snakemake.params.device, threads=snakemake.threads,
             shard=tuple(shard) if shard else None, align=snakemake.params.align or 1,
             workers=decode_workers(snakemake.config), index_shards=list(snakemake.input.index_shards) or None,
+            search_gpu=search_on_gpu(snakemake.config),
             **network)
