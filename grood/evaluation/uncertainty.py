@@ -169,113 +169,143 @@ def resample_indices(n: int, n_resamples: int, seed: int = 0, ood_set: str | Non
 # ---------------------------------------------------------------------------------------- kernel
 
 
-class _Ranked:
-    """One (ID, OOD) score pair sorted once: each sample's bin among the pooled distinct values,
-    in descending order (bin 0 holds the highest score: the thresholds' order)."""
+class _Sorted:
+    """One score vector sorted once (descending, stable), with each sample's tie counts."""
 
-    def __init__(self, id_scores: np.ndarray, ood_scores: np.ndarray):
-        values, inverse = np.unique(np.concatenate([id_scores, ood_scores]), return_inverse=True)
-        self.k = len(values)
-        self.n_id, self.n_ood = len(id_scores), len(ood_scores)
-        bins = (self.k - 1) - inverse.ravel().astype(np.int64)
-        self.id_bin, self.ood_bin = bins[: self.n_id], bins[self.n_id:]
+    def __init__(self, x: np.ndarray):
+        self.order = np.argsort(-x, kind="stable")
+        self.desc = x[self.order]
+        self.n = len(x)
+        asc = -self.desc
+        self.tied = bool(np.any(self.desc[1:] == self.desc[:-1]))
+        # per sorted sample: how many samples score ≥ it (ties included) and > it
+        self.ge = np.searchsorted(asc, asc, side="right") if self.tied else np.arange(1, self.n + 1)
+        self.gt = np.searchsorted(asc, asc, side="left") if self.tied else np.arange(self.n)
 
-    def metrics(self, id_idx: np.ndarray | None, ood_idx: np.ndarray | None, metrics: Sequence[str],
-                work: _Workspace | None = None) -> dict[str, np.ndarray]:
-        """Every metric of each resample (rows of ``id_idx``/``ood_idx``; None: the sample itself)."""
-        if id_idx is None and ood_idx is None:
-            wa = np.bincount(self.id_bin, minlength=self.k)
-            wb = np.bincount(self.ood_bin, minlength=self.k)
-            return from_counts(wa[None], wb[None], metrics)
-        rows, n = len(id_idx), max(id_idx.shape[1], ood_idx.shape[1])
-        if work is None or not work.fits(rows, self.k, n):
-            work = _Workspace(rows, self.k, n)
-        wa, wb = work.counts(self.id_bin, id_idx, self.k, 0), work.counts(self.ood_bin, ood_idx, self.k, 1)
-        n_a = np.full(rows, float(id_idx.shape[1]))
-        n_b = np.full(rows, float(ood_idx.shape[1]))
-        return work.metrics(wa, wb, n_a, n_b, metrics)
+    def count_ge(self, values: np.ndarray) -> np.ndarray:
+        return np.searchsorted(-self.desc, -values, side="right")
+
+    def count_gt(self, values: np.ndarray) -> np.ndarray:
+        return np.searchsorted(-self.desc, -values, side="left")
+
+
+class _Pair:
+    """One detector's ID scores against one OOD set, placed once: where each OOD sample falls among
+    the sorted ID samples and each ID sample among the sorted OOD samples."""
+
+    def __init__(self, a: _Sorted, b: _Sorted):
+        self.a, self.b = a, b
+        self.a_gt_at_b = a.count_gt(b.desc)  # per sorted OOD sample: #ID above it
+        a_ge_at_b = a.count_ge(b.desc)
+        self.cross_tied = bool(np.any(a_ge_at_b != self.a_gt_at_b))
+        self.a_ge_at_b = a_ge_at_b if self.cross_tied else self.a_gt_at_b
+        self.b_ge_at_a = b.count_ge(a.desc)  # per sorted ID sample: #OOD at or above it
+
+
+def _prefix(mult: np.ndarray, order: np.ndarray, out: np.ndarray, sorted_out: np.ndarray) -> np.ndarray:
+    """``out[:, 1:]`` = cumulative multiplicities in sorted order (``out[:, 0]`` = 0); the sorted
+    multiplicities go to ``sorted_out``.  Both are views of the caller's reused buffers."""
+    np.take(mult, order, axis=1, out=sorted_out)
+    out[:, 0] = 0
+    np.cumsum(sorted_out, axis=1, out=out[:, 1:])
+    return out
+
+
+def _first_reaching(cum: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Per row of a non-decreasing ``cum``, the first index whose value reaches ``m[row]``: a binary
+    search per row (O(log n), where a comparison of the whole row would read it twice)."""
+    return np.fromiter((np.searchsorted(row, t, side="left") for row, t in zip(cum, m)), np.int64, len(cum))
 
 
 class _Workspace:
-    """Buffers for blocks of up to ``rows`` resamples over up to ``k`` distinct values, reused from
-    block to block and pair to pair: fresh multi-MB temporaries would each pay their page faults
-    (glibc returns freed large blocks to the system), which measured up to 6× the arithmetic."""
+    """Buffers for blocks of up to ``rows`` resamples of up to ``n_a`` ID and ``n_b`` OOD samples,
+    reused from block to block and pair to pair: fresh multi-MB temporaries would each pay their
+    page faults (glibc returns freed large blocks to the system), which measured up to 6× the
+    arithmetic."""
 
-    def __init__(self, rows: int, k: int, n: int):
-        self.rows, self.k, self.n = rows, k, n
-        size = rows * k
-        self._int = np.empty((7, size), dtype=np.int64)  # wa, wb, w, id_ge, all_ge, ood_le, all_le
-        self._float = np.empty(size, dtype=np.float64)
-        self._flat = np.empty(rows * n, dtype=np.int64)
+    def __init__(self, rows: int, n_a: int, n_b: int):
+        self.rows, self.n_a, self.n_b = rows, n_a, n_b
+        # float64 throughout: counts and their sums are integers far below 2^53, so exact, and no
+        # ufunc pays an int → float cast
+        self.ma = np.empty((rows, n_a))
+        self.ca = np.empty((rows, n_a + 1))
+        self.mb = np.empty((rows, n_b))
+        self.cb = np.empty((rows, n_b + 1))
+        self.ib = np.empty((rows, max(n_a, n_b)))
+        self.ib2 = np.empty((rows, max(n_a, n_b)))
+        self.fl = np.empty((rows, max(n_a, n_b)))
 
-    def fits(self, rows: int, k: int, n: int) -> bool:
-        return rows <= self.rows and k <= self.k and n <= self.n
+    def fits(self, rows: int, n_a: int, n_b: int) -> bool:
+        return rows <= self.rows and n_a <= self.n_a and n_b <= self.n_b
 
-    def _view(self, buf: np.ndarray, rows: int, k: int) -> np.ndarray:
-        return buf[: rows * k].reshape(rows, k)
+    def id_side(self, a: _Sorted, mult_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted ID multiplicities and their prefix sums ``(rows, n_a)``, ``(rows, n_a + 1)``."""
+        rows = len(mult_a)
+        ma, ca = self.ma[:rows, : a.n], self.ca[:rows, : a.n + 1]
+        return ma, _prefix(mult_a, a.order, ca, ma)
 
-    def counts(self, bins: np.ndarray, idx: np.ndarray, k: int, slot: int) -> np.ndarray:
-        """Multiplicities ``(rows, k)`` of the distinct values in each row of drawn indices (into
-        buffer ``slot``): the drawn samples' bins, added up."""
-        rows, n = idx.shape
-        flat = self._flat[: rows * n].reshape(rows, n)
-        np.take(bins, idx, out=flat)
-        flat += (np.arange(rows, dtype=np.int64) * k)[:, None]  # row i's bins: i·k … i·k + k − 1
-        out = self._int[slot, : rows * k]
-        out.fill(0)
-        np.add.at(out, flat.ravel(), 1)  # into the reused buffer (np.bincount would allocate)
-        return out.reshape(rows, k)
+    def metrics(self, pair: _Pair, ma: np.ndarray, ca: np.ndarray, mult_b: np.ndarray,
+                metrics: Sequence[str], p_id: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Every metric of each resample row, from the ID side's sorted multiplicities ``ma`` and prefix
+        sums ``ca`` and the OOD multiplicities ``mult_b`` (original sample order).
 
-    def metrics(self, wa: np.ndarray, wb: np.ndarray, n_a: np.ndarray, n_b: np.ndarray,
-                metrics: Sequence[str]) -> dict[str, np.ndarray]:
-        """The metrics of count rows ``wa``/``wb`` (int64, descending values) with row totals n_a, n_b.
-
-        AUROC is the Mann–Whitney count, doubled to stay in integers:
-        Σ_k wb_k (2·#ID above u_k + wa_k) = Σ wb (2·#ID≥u − wa).  AUPR: step-wise average precision,
-        the precision at each value weighted by the positives there.  FPR95: the FPR at the first
-        threshold (in each convention's order) whose positive count reaches m = ⌈0.95·n⌉ (as
-        :func:`grood.evaluation.metrics.fpr_at_tpr` compares, 1e-12 tolerance included).
+        Counted per sample in sorted order, never over the pooled values: AUROC = Σ_OOD m·(#ID above +
+        ½ #ID tied) / (W_a W_b), an integer numerator; AUPR-In = Σ_ID m·#ID≥s / #≥s over W_a (the
+        precision at each ID sample's score, ties included: scikit-learn's step-wise average
+        precision), AUPR-Out the same on the OOD side with ≤; FPR95 at the first threshold (in each
+        convention's order) whose positive count reaches m = ⌈0.95·W⌉ with the 1e-12 tolerance of
+        :func:`grood.evaluation.metrics.fpr_at_tpr` (the ID-side threshold ``p_id``: its sorted ID
+        position per row, shared by every OOD set).
         """
-        rows, k = wa.shape
-        v = lambda i: self._view(self._int[i], rows, k)  # noqa: E731
-        w, id_ge, all_ge, ood_le_rev, all_le_rev = v(2), v(3), v(4), v(5), v(6)
-        ratio = self._view(self._float, rows, k)
+        a, b = pair.a, pair.b
+        rows, n_a, n_b = len(ma), a.n, b.n
+        mb, cb = self.mb[:rows, :n_b], self.cb[:rows, : n_b + 1]
+        _prefix(mult_b, b.order, cb, mb)
+        w_a, w_b = ca[:, -1], cb[:, -1]
         r = np.arange(rows)
-        np.add(wa, wb, out=w)
-        np.cumsum(wa, axis=1, out=id_ge)  # #ID ≥ u_k
-        np.cumsum(w, axis=1, out=all_ge)  # # ≥ u_k
+        a_gt = self.ib[:rows, :n_b]
+        np.take(ca, pair.a_gt_at_b, axis=1, out=a_gt)  # #ID > each OOD sample, per resample
         out: dict[str, np.ndarray] = {}
         if "auroc" in metrics:
-            out["auroc"] = (2 * _dot(wb, id_ge) - _dot(wb, wa)) / (2.0 * n_a * n_b)
-        if "fpr95_id" in metrics:  # highest threshold keeping ≥ 95% ID: the first k with #ID ≥ u_k ≥ m
-            j = _count_below(id_ge, _min_counts(n_a))
-            out["fpr95_id"] = (all_ge[r, j] - id_ge[r, j]) / n_b
-        if "aupr_in" in metrics:  # precision #ID≥u / #≥u, weighted by the ID count at u
-            np.maximum(all_ge, 1, out=all_ge)
-            np.divide(id_ge, all_ge, out=ratio)
-            np.multiply(ratio, wa, out=ratio)
-            out["aupr_in"] = ratio.sum(1) / n_a
-        if "aupr_out" in metrics or "fpr95_ood" in metrics:  # OOD positive on negated scores: ≤ u_k
-            np.cumsum(wb[:, ::-1], axis=1, out=ood_le_rev)
-            np.cumsum(w[:, ::-1], axis=1, out=all_le_rev)
-            ood_le, all_le = ood_le_rev[:, ::-1], all_le_rev[:, ::-1]
-            if "fpr95_ood" in metrics:  # lowest threshold catching ≥ 95% OOD: the last k with #OOD ≤ u_k ≥ m
-                j = k - 1 - _count_below(ood_le_rev, _min_counts(n_b))
-                out["fpr95_ood"] = (all_le[r, j] - ood_le[r, j]) / n_a
-            if "aupr_out" in metrics:
-                np.maximum(all_le, 1, out=all_le)
-                np.divide(ood_le, all_le, out=ratio)
-                np.multiply(ratio, wb, out=ratio)
-                out["aupr_out"] = ratio.sum(1) / n_b
+            num = 2 * _dot(mb, a_gt)
+            if pair.cross_tied:
+                a_ge = self.ib2[:rows, :n_b]
+                np.take(ca, pair.a_ge_at_b, axis=1, out=a_ge)
+                num = _dot(mb, a_gt) + _dot(mb, a_ge)
+            out["auroc"] = num / (2.0 * w_a * w_b)
+        if "fpr95_id" in metrics:  # highest threshold keeping ≥ 95% ID: a sorted ID sample's score
+            out["fpr95_id"] = cb[r, pair.b_ge_at_a[p_id]] / w_b
+        if "fpr95_ood" in metrics:  # lowest threshold catching ≥ 95% OOD: #OOD ≤ t = W_b − #OOD > t
+            q = np.fromiter((np.searchsorted(row, t, side="right") - 1
+                             for row, t in zip(cb, cb[:, -1] - _min_counts(cb[:, -1]))), np.int64, rows)
+            out["fpr95_ood"] = (w_a - a_gt[r, q]) / w_a
+        if "aupr_in" in metrics:
+            id_ge = ca[:, a.ge] if a.tied else ca[:, 1:]
+            both = self.ib2[:rows, :n_a]
+            np.take(cb, pair.b_ge_at_a, axis=1, out=both)
+            np.add(both, id_ge, out=both)
+            np.maximum(both, 1, out=both)
+            prec = self.fl[:rows, :n_a]
+            np.divide(id_ge, both, out=prec)
+            out["aupr_in"] = _dot(prec, ma) / w_a
+        if "aupr_out" in metrics:  # OOD positive: ≤ each OOD sample's score
+            ood_gt = cb[:, b.gt] if b.tied else cb[:, :-1]
+            ood_le = self.ib2[:rows, :n_b]
+            np.subtract(cb[:, -1:], ood_gt, out=ood_le)
+            both = a_gt  # reused (read last): #ID ≤ s = W_a − #ID > s, plus #OOD ≤ s
+            np.subtract(ca[:, -1:], a_gt, out=both)
+            np.add(both, ood_le, out=both)
+            np.maximum(both, 1, out=both)
+            prec = self.fl[:rows, :n_b]
+            np.divide(ood_le, both, out=prec)
+            out["aupr_out"] = _dot(prec, mb) / w_b
         return {name: out[name] for name in metrics}
 
 
-def _count_below(ascending: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Per row, how many entries of a non-decreasing row lie below ``m[row]``: a binary search per
-    row for a few long rows, one vectorised comparison for many short ones."""
-    if len(ascending) <= 32:
-        return np.array([np.searchsorted(row, t, side="left") for row, t in zip(ascending, m)], dtype=np.int64)
-    return (ascending < m[:, None]).sum(1)
+def _id_thresholds(ca: np.ndarray) -> np.ndarray:
+    """Per row, the sorted ID position of the FPR95-ID threshold: the first sample at which the
+    cumulative ID count reaches ⌈0.95·W_a⌉ (its score is the threshold, ties kept together)."""
+    return _first_reaching(ca[:, 1:], _min_counts(ca[:, -1]))
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -303,15 +333,33 @@ def _min_counts(n: np.ndarray) -> np.ndarray:
     return np.array([_min_count(int(v)) for v in sizes], dtype=np.int64)[inverse.ravel()]
 
 
+def _multiplicities(idx: np.ndarray, n: int) -> np.ndarray:
+    """How often each of ``n`` samples is drawn in each row of ``idx`` ``(rows, n)`` (as float64, the
+    kernel's type): computed once per set and block, shared by every detector and training seed."""
+    rows = len(idx)
+    flat = idx + (np.arange(rows, dtype=np.int64) * n)[:, None]
+    return np.bincount(flat.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def _kernel(a: np.ndarray, b: np.ndarray, mult_a: np.ndarray, mult_b: np.ndarray,
+            metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """The metrics of weighted samples: row ``r`` weighs ID sample i by ``mult_a[r, i]`` and OOD
+    sample j by ``mult_b[r, j]`` (original order)."""
+    pair = _Pair(_Sorted(a), _Sorted(b))
+    work = _Workspace(len(mult_a), len(a), len(b))
+    ma, ca = work.id_side(pair.a, mult_a)
+    return work.metrics(pair, ma, ca, mult_b, metrics, _id_thresholds(ca) if "fpr95_id" in metrics else None)
+
+
 def from_counts(id_counts: np.ndarray, ood_counts: np.ndarray,
                 metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
     """The metrics of weighted samples: ``id_counts``/``ood_counts`` ``(rows, k)`` are the multiplicities
     of k distinct pooled score values in *descending* order, the thresholds' order (a column may be
     zero on both sides).
 
-    O(k) per row, no sort: integer cumulative sums over the fixed order (int64: a float cumsum is
-    several times slower).  Equal to :func:`grood.evaluation.metrics.ood_metrics` on the samples the counts
-    describe (ties exact; AUROC's numerator is an integer).
+    O(k) per row, no sort: integer cumulative sums over the fixed order.  Equal to
+    :func:`grood.evaluation.metrics.ood_metrics` on the samples the counts describe (ties exact;
+    AUROC's numerator is an integer).
     """
     wa = np.ascontiguousarray(np.atleast_2d(id_counts), dtype=np.int64)
     wb = np.ascontiguousarray(np.atleast_2d(ood_counts), dtype=np.int64)
@@ -319,11 +367,11 @@ def from_counts(id_counts: np.ndarray, ood_counts: np.ndarray,
         raise ValueError(f"id_counts and ood_counts must be (rows, k) alike, got {wa.shape} and {wb.shape}")
     if (wa < 0).any() or (wb < 0).any():
         raise ValueError("counts must be non-negative")
-    n_a, n_b = wa.sum(1), wb.sum(1)
-    if (n_a == 0).any() or (n_b == 0).any():
+    if (wa.sum(1) == 0).any() or (wb.sum(1) == 0).any():
         raise ValueError("every row needs at least one ID and one OOD sample")
     metrics = _check_metrics(metrics)
-    return _Workspace(*wa.shape, 1).metrics(wa, wb, n_a.astype(np.float64), n_b.astype(np.float64), metrics)
+    values = np.arange(wa.shape[1], 0, -1, dtype=np.float64)  # descending, as the columns
+    return _kernel(values, values, wa.astype(np.float64), wb.astype(np.float64), metrics)
 
 
 def resampled_metrics(id_scores, ood_scores, id_idx, ood_idx,
@@ -340,7 +388,8 @@ def resampled_metrics(id_scores, ood_scores, id_idx, ood_idx,
     for name, idx, n in (("id_idx", id_idx, a.shape[1]), ("ood_idx", ood_idx, b.shape[1])):
         if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
             raise ValueError(f"{name} must hold indices in [0, {n}), at least one per resample")
-    return _Ranked(a[0], b[0]).metrics(id_idx, ood_idx, _check_metrics(metrics))
+    return _kernel(a[0], b[0], _multiplicities(id_idx, a.shape[1]), _multiplicities(ood_idx, b.shape[1]),
+                   _check_metrics(metrics))
 
 
 # ------------------------------------------------------------------------------------- bootstrap
@@ -408,11 +457,11 @@ def _groups(groups: Mapping[str, Sequence[str]] | None, sets: Sequence[str]) -> 
 
 
 def default_block_size(n_id: int, n_oods: Sequence[int], n_resamples: int) -> int:
-    """Resamples per block so that one block's drawn indices and working buffers stay within
-    :data:`BLOCK_BYTES` (a few resamples at 10,000s of scores: larger blocks fall out of the cache
-    and measured slower; at 100s of scores, hundreds of resamples per vectorised call)."""
-    k_max = n_id + max(n_oods)
-    per_resample = 8 * (n_id + sum(n_oods) + max(n_id, *n_oods) + 8 * k_max)  # indices, bins, buffers
+    """Resamples per block so that one block's drawn indices, multiplicities and working buffers stay
+    within :data:`BLOCK_BYTES` (a few resamples at 10,000s of scores: larger blocks fall out of the
+    cache; at 100s of scores, hundreds of resamples per vectorised call)."""
+    n_max = max(n_id, *n_oods)
+    per_resample = 8 * (2 * (n_id + sum(n_oods)) + 2 * n_id + 5 * n_max)  # draws, counts; buffers
     return int(max(1, min(n_resamples, BLOCK_BYTES // per_resample)))
 
 
@@ -426,8 +475,10 @@ def bootstrap_metrics(id_scores, ood_scores, *, groups: Mapping[str, Sequence[st
     replicate the ID set and each OOD set are resampled once, with replacement, at their own sizes,
     and the same drawn indices serve every detector (paired) and every set's ID side (so ``groups``,
     e.g. ``{"near": [...], "far": [...]}``, get the replicate-wise mean of their sets' values).
-    Deterministic for a given ``seed``; ``block_size`` (default: :func:`default_block_size`) only
-    bounds memory and does not change any result.
+    "Detectors" may be any score vectors on the same samples: the rows of several training seeds'
+    detectors, stacked, share the draws as the workflow's seeds do.  Deterministic for a given
+    ``seed``; ``block_size`` (default: :func:`default_block_size`) only bounds memory and does not
+    change any result.
     """
     a = _check_scores("id_scores", id_scores)
     sets = _ood_sets(ood_scores, len(a))
@@ -440,23 +491,33 @@ def bootstrap_metrics(id_scores, ood_scores, *, groups: Mapping[str, Sequence[st
     block_size = (default_block_size(n_id, n_oods, n_resamples) if block_size is None
                   else _check_positive_int("block_size", block_size))
     n_det, n_sets = len(a), len(names)
-    ranked = [[_Ranked(a[d], sets[s][d]) for s in names] for d in range(n_det)]
+    sorted_a = [_Sorted(a[d]) for d in range(n_det)]
+    pairs = [[_Pair(sorted_a[d], _Sorted(sets[s][d])) for s in names] for d in range(n_det)]
     est = {m: np.empty((n_det, n_sets + len(grouped))) for m in metrics}
     reps = {m: np.empty((n_det, n_sets + len(grouped), n_resamples)) for m in metrics}
-    for d in range(n_det):
-        for j in range(n_sets):
-            for m, v in ranked[d][j].metrics(None, None, metrics).items():
+    fpr_id = "fpr95_id" in metrics
+    ones_a = np.ones((1, n_id))
+    one_work = _Workspace(1, n_id, max(n_oods))
+    work = _Workspace(min(block_size, n_resamples), n_id, max(n_oods))
+    for d in range(n_det):  # the estimates: every sample once
+        ma, ca = one_work.id_side(sorted_a[d], ones_a)
+        p_id = _id_thresholds(ca) if fpr_id else None
+        for j, n in enumerate(n_oods):
+            for m, v in one_work.metrics(pairs[d][j], ma, ca, np.ones((1, n)), metrics,
+                                         p_id).items():
                 est[m][d, j] = v[0]
-    work = _Workspace(min(block_size, n_resamples), max(r.k for row in ranked for r in row), max([n_id, *n_oods]))
     id_blocks = index_blocks(n_id, n_resamples, seed, None, block_size)
     ood_blocks = [index_blocks(n, n_resamples, seed, s, block_size) for s, n in zip(names, n_oods)]
     start = 0
     for id_idx in id_blocks:
-        ood_idx = [next(it) for it in ood_blocks]
+        mult_a = _multiplicities(id_idx, n_id)
+        mult_b = [_multiplicities(next(it), n) for it, n in zip(ood_blocks, n_oods)]
         stop = start + len(id_idx)
         for d in range(n_det):
+            ma, ca = work.id_side(sorted_a[d], mult_a)
+            p_id = _id_thresholds(ca) if fpr_id else None
             for j in range(n_sets):
-                for m, v in ranked[d][j].metrics(id_idx, ood_idx[j], metrics, work).items():
+                for m, v in work.metrics(pairs[d][j], ma, ca, mult_b[j], metrics, p_id).items():
                     reps[m][d, j, start:stop] = v
         start = stop
     for g, (gname, members) in enumerate(grouped.items()):
