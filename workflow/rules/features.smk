@@ -15,7 +15,7 @@ rule features:
         zarr=temp(directory(FEATURE_SHARD)) if FEATURE_SHARDS > 1 else directory(out("features")),
     params:
         split=lambda wc: part_split(wc.part),
-        is_id=lambda wc: wc.part in ("train", "test"),
+        is_id=lambda wc: wc.part in ("train", "test", ID_VAL),
         batch_size=config["features"]["batch_size"],
         device=config["device"],
         shard=shard_param(FEATURE_SHARDS),
