@@ -89,19 +89,20 @@ def _canonical(params: dict) -> str:
 
 def points(detector: str, spec: dict) -> list[Point]:
     """Every distinct point of a swept detector's grid, in grid order (the product of the swept
-    values, the first parameter varying slowest); points with the same effective params are one
-    (the first); each named by the swept values it keeps."""
+    values, the first parameter varying slowest); points with the same effective params (defaults
+    filled in) are one, the first; each named by the swept values it keeps."""
     from grood.detectors import METHODS
 
     cls = METHODS[spec["method"]]
     keys = swept_keys(spec)
     base = base_params(spec)
+    defaults = cls.param_defaults()
     seen: dict[str, Point] = {}
     for axes in grids(spec):
         for combo in itertools.product(*axes.values()):
             swept = dict(zip(axes, combo))
             params = cls.effective_params({**base, **swept})
-            key = _canonical(params)
+            key = _canonical({**defaults, **params})  # a default given or not: the same detector
             if key in seen:
                 continue
             values = {k: swept[k] for k in keys if k in swept and k in params}

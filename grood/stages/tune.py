@@ -69,3 +69,12 @@ def chosen_point(tuning_csv) -> str:
     if len(chosen) != 1:
         raise ValueError(f"{tuning_csv} marks {len(chosen)} grid points as chosen; re-run its tune job")
     return chosen[0]
+
+
+def copy_chosen(src, dst) -> None:
+    """The chosen grid point's file (fitted detector or scores) as the swept detector's own: a
+    byte-for-byte copy, written atomically (the in-process rules tuned_detector and tuned_scores)."""
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)

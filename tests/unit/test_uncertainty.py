@@ -336,3 +336,50 @@ def test_bad_levels_and_replicates():
         U.metrics_with_ci(np.ones((2, 3)), np.zeros(3))
     with pytest.raises(ValueError, match="not among the bootstrapped"):
         U.bootstrap_metrics([1.0, 2.0], [0.0], n_resamples=5, metrics=("auroc",)).paired("fpr95_id")
+
+
+# -------------------------------------------------------------------------- the evaluate tables
+
+
+def test_evaluate_adds_intervals_and_marks_ties(tmp_path):
+    """evaluate's tables on two seeds of three detectors, two of them identical: every metric gains
+    its interval (``low ≤ value ≤ high``) after the columns it had, the summary the paired test, and
+    the two identical detectors are tied with each other (whichever is best)."""
+    import json
+
+    import pandas as pd
+
+    from grood.stages.evaluate import evaluate_stage
+
+    rng = np.random.default_rng(0)
+    groups = {"near_set": "near", "far_set": "far"}
+    scores, summaries = [], {}
+    for seed in (0, 1):
+        summaries[seed] = tmp_path / f"train{seed}.json"
+        summaries[seed].write_text(json.dumps({"test_accuracy": 0.99}))
+        base = {"test": rng.normal(1.5, 1, 300), "near_set": rng.normal(0, 1, 200), "far_set": rng.normal(-1, 1, 150)}
+        for det, shift in (("a", 0.0), ("a_copy", 0.0), ("weak", -1.2)):
+            for part, v in base.items():
+                path = tmp_path / f"{seed}-{det}-{part}.npy"
+                np.save(path, v + (shift if part == "test" else 0.0))
+                scores.append({"seed": seed, "detector": det, "part": part, "path": str(path)})
+    out = {k: str(tmp_path / f"{k}.x") for k in ("metrics_csv", "summary_csv", "table_md", "table_tex")}
+    flags = {d: {"reconstruction": False, "uses_ood_data": False} for d in ("a", "a_copy", "weak")}
+    evaluate_stage("b", scores, summaries, groups, flags, out,
+                   uncertainty={"n_resamples": 200, "seed": 0, "level": 0.95}, threads=2)
+    long, summ = pd.read_csv(out["metrics_csv"]), pd.read_csv(out["summary_csv"])
+    old = ["seed", "detector", "ood", "group", "n_id", "n_ood", *METRICS, "id_accuracy", "reconstruction",
+           "uses_ood_data"]
+    assert list(long.columns[: len(old)]) == old  # the columns a run had keep their place
+    for frame, value in ((long, "{m}"), (summ, "{m}_mean")):
+        for m in METRICS:
+            v = frame[value.format(m=m)]
+            assert (frame[f"{m}_ci_low"] <= v + 1e-9).all() and (v <= frame[f"{m}_ci_high"] + 1e-9).all(), m
+    by = summ.set_index(["detector", "ood"])
+    for ood in ("near_set", "far_set", "near", "far"):
+        assert by.loc[("a", ood), "tied_with_best"] and by.loc[("a_copy", ood), "tied_with_best"]
+        assert not by.loc[("weak", ood), "tied_with_best"] and by.loc[("weak", ood), "best"] == "a"
+    md = open(out["table_md"]).read()
+    assert "Intervals: 95% percentile bootstrap" in md and "200 resamples, resampling seed 0" in md
+    assert "paired bootstrap of the difference" in md and "**" in md and " ≈" in md
+    assert "\\approx" in open(out["table_tex"]).read()

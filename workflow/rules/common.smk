@@ -1,7 +1,6 @@
 # Everything that is not a rule: config validation, names, paths, input functions, code digests.
 import functools
 import re
-import shutil
 from pathlib import Path
 
 from snakemake.utils import validate

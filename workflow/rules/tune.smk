@@ -4,6 +4,7 @@
 # checkpoint: only the chosen point's test parts are then scored, and the two copy rules give the
 # detector the chosen point's fitted file and scores, so evaluate, the figures and `grood score` see
 # a detector like any other.
+from grood.stages.tune import copy_chosen
 
 
 checkpoint tune:
@@ -36,8 +37,8 @@ rule tuned_detector:
     wildcard_constraints:
         detector=one_of(TUNED),
     localrule: True
-    run:
-        shutil.copyfile(input.npz, output.npz)
+    run:  # in-process: a copy needs no job of its own
+        copy_chosen(input.npz, output.npz)
 
 
 rule tuned_scores:
@@ -50,4 +51,4 @@ rule tuned_scores:
         detector=one_of(TUNED),
     localrule: True
     run:
-        shutil.copyfile(input.npy, output.npy)
+        copy_chosen(input.npy, output.npy)
