@@ -4,7 +4,8 @@
                           [--cases 1,4] [--repeats N] [--threads N]
 
 Cases 7–9 (peak RSS of the whole process, approximate search, exact search against the GEMM floor)
-live in :mod:`benchmarks.bench_scale`; rows with a target say whether it was met (a missed target is
+live in :mod:`benchmarks.bench_scale`; case 10 times the metrics' bootstrap
+(:mod:`grood.evaluation.uncertainty`). Rows with a target say whether it was met (a missed target is
 reported, not an error: the exit status is about results that disagree).
 
 Every case runs *ours* and one or more *reference* ways in the same process on the same inputs:
@@ -19,9 +20,9 @@ buffers are numpy/Python objects, ``torch.cuda.max_memory_allocated`` for GPU wa
 allocator, faiss and scikit-learn's C++ kernels allocate outside tracemalloc's view, so those cells
 read "—" rather than a number that would look like zero.
 
-The cases are plain functions (``case_gradients`` … ``case_metrics``) returning
+The cases are plain functions (``case_gradients`` … ``case_metrics``, ``case_bootstrap``) returning
 :class:`~benchmarks.harness.Row`s, measured by :func:`~benchmarks.harness.measure`;
-``tests/test_bench.py`` runs them at tiny sizes so the benchmark cannot rot.
+``tests/unit/test_bench.py`` runs them at tiny sizes so the benchmark cannot rot.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ CASES = {
     5: "Zarr writes",
     6: "OOD metrics",
     **bench_scale.CASES,
+    10: "bootstrap CIs",
 }
 
 #: sizes per mode; ``quick`` keeps cases 1–6 near a minute on 2 idle CPU cores, ``full`` near five;
@@ -67,6 +69,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "rss": {"n": 20_000, "dim": 256, "num_classes": 100},
         "ann": {"n": 200_000, "dim": 256, "n_queries": 500, "nlist": 256, "nprobe": 16, "m": 32},
         "gemm": {"n": 200_000, "dim": 256, "n_queries": 500},
+        "bootstrap": {"n_id": 10_000, "n_ood": 5_000, "n_resamples": 1000, "n_naive": 50},
     },
     "full": {
         "gradients": {"n": 10_000, "dims": (64, 512), "num_classes": 10},
@@ -79,6 +82,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "rss": {"n": 50_000, "dim": 512, "num_classes": 100},
         "ann": {"n": 1_000_000, "dim": 512, "n_queries": 1000, "nlist": 1024, "nprobe": 32, "m": 64},
         "gemm": {"n": 1_000_000, "dim": 512, "n_queries": 1000},
+        "bootstrap": {"n_id": 10_000, "n_ood": 5_000, "n_resamples": 1000, "n_naive": 200},
     },
 }
 
@@ -376,6 +380,68 @@ def case_metrics(n: int = 1_000_000, repeats: int = 3, seed: int = 0) -> list[Ro
                      "cpu", "AUROC, AUPR-in/out, both FPR95")]
 
 
+# ----------------------------------------------------------------------------------- 10. bootstrap
+
+
+def naive_bootstrap(id_scores: np.ndarray, ood_scores: np.ndarray, n_resamples: int, seed: int,
+                    all_metrics: bool) -> np.ndarray:
+    """The naive way: draw the same resamples as :func:`grood.evaluation.uncertainty.bootstrap_metrics`,
+    materialise each and score it with scikit-learn (``roc_auc_score``, or all five metrics)."""
+    from sklearn.metrics import roc_auc_score
+
+    from grood.evaluation.metrics import METRICS
+    from grood.evaluation.uncertainty import DEFAULT_OOD, resample_indices
+
+    ia = resample_indices(len(id_scores), n_resamples, seed)
+    ib = resample_indices(len(ood_scores), n_resamples, seed, DEFAULT_OOD)
+    y = np.r_[np.ones(ia.shape[1]), np.zeros(ib.shape[1])]
+    out = []
+    for i, j in zip(ia, ib):
+        a, b = id_scores[i], ood_scores[j]
+        if all_metrics:
+            m = sklearn_ood_metrics(a, b)
+            out.append([m[k] for k in METRICS])
+        else:
+            out.append([roc_auc_score(y, np.r_[a, b])])
+    return np.array(out)
+
+
+def case_bootstrap(n_id: int = 10_000, n_ood: int = 5_000, n_resamples: int = 1000, n_naive: int = 200,
+                   repeats: int = 3, seed: int = 0) -> list[Row]:
+    """Bootstrap replicates of the metrics: grood.evaluation.uncertainty (sorted once, O(n) per resample) vs
+    scikit-learn on each materialised resample.  The naive side runs the first ``n_naive`` of the same
+    ``n_resamples`` resamples and its times are scaled by ``n_resamples / n_naive``; agreement is
+    checked on those resamples."""
+    from grood.evaluation.metrics import METRICS
+    from grood.evaluation.uncertainty import bootstrap_metrics
+
+    if not 1 <= n_naive <= n_resamples:
+        raise ValueError(f"n_naive must lie in [1, n_resamples={n_resamples}], got {n_naive}")
+    rng = np.random.default_rng(seed)
+    a = rng.normal(1.0, 1.0, n_id).astype(np.float32).astype(np.float64)  # float32 scores: some ties
+    b = rng.normal(0.0, 1.5, n_ood).astype(np.float32).astype(np.float64)
+    scale = n_resamples / n_naive
+    rows = []
+    for label, metrics in (("AUROC", ("auroc",)), ("5 metrics", METRICS)):
+        def ours(metrics=metrics):
+            reps = bootstrap_metrics(a, b, n_resamples=n_resamples, seed=seed, metrics=metrics).replicates
+            return np.stack([reps[k][0, 0] for k in metrics], axis=1)
+
+        ref_name = "sklearn roc_auc_score" if len(metrics) == 1 else "sklearn metrics"
+        m = measure({"rank bootstrap": Way(ours),
+                     ref_name: Way(lambda metrics=metrics: naive_bootstrap(a, b, n_naive, seed, len(metrics) > 1),
+                                   memory=None)}, repeats)
+        ref = m[ref_name]
+        ref.times = [t * scale for t in ref.times]
+        tol = 1e-12
+        ok_err = agreement(m["rank bootstrap"].output[:n_naive], ref.output, tol)
+        rows.append(make_row(10, "bootstrap CIs", f"{n_id:,} ID + {n_ood:,} OOD, {n_resamples} resamples, {label}",
+                             "rank bootstrap", ref_name, m, ok_err, tol, "cpu",
+                             f"reference: {n_naive} of the {n_resamples} resamples (the same draws), "
+                             f"time ×{scale:g}; agreement on those"))
+    return rows
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -428,7 +494,8 @@ def format_table(rows: list[Row]) -> str:
 LEGEND = """\
 ratio = reference median / ours median (above 1: ours is faster), medians of {repeats} interleaved timed runs
 after one warm-up (case 7: one run of each way, each in its own child process; case 9: ratio = the share of
-the GEMM's speed that the search reaches). Peak memory: tracemalloc (numpy/Python buffers),
+the GEMM's speed that the search reaches; case 10: the reference runs a share of the resamples and its
+times are scaled to all of them, as the note says). Peak memory: tracemalloc (numpy/Python buffers),
 torch.cuda.max_memory_allocated (GPU) or "RSS": the peak resident set of a child process running only that
 way (the whole process: interpreter, libraries, C++ buffers); "—" where the allocations are invisible to
 these tools (torch's CPU allocator, faiss, scikit-learn's C++ kernels). Agreement: max|ours − ref| ≤ tol ·
@@ -462,6 +529,8 @@ def run_cases(cases: list[int], mode: str, devices: tuple[str, ...], repeats: in
             new = bench_scale.case_ann(**sizes["ann"], repeats=repeats)
         elif c == 9:
             new = bench_scale.case_gemm_floor(**sizes["gemm"], repeats=repeats)
+        elif c == 10:
+            new = case_bootstrap(**sizes["bootstrap"], repeats=repeats)
         else:
             raise ValueError(f"unknown case {c}; cases are {sorted(CASES)}")
         echo(f"  {time.perf_counter() - t0:.1f} s")

@@ -13,9 +13,10 @@ import copy
 
 from grood.data import REGISTRY, aux_overlap, check_spec, same_images
 from grood.detectors import GradientStoreDetector, check_detector, make_detector
+from grood.evaluation import tuning
 from grood.net.source import train_problems
 from grood.net.train_config import GREG_OPTIONS, GREG_PLUS_OPTIONS, TrainConfig
-from grood.method.vocab import PROTOTYPE_KEYS
+from grood.method.vocab import PROTOTYPE_KEYS, PROTOTYPE_OVERRIDES
 
 
 class ConfigError(ValueError):
@@ -82,18 +83,47 @@ def validate(config: dict) -> list[str]:
     problems += _ood_val(config, resolved)
     problems += _training(config)
     problems += _index_shards(config)
+    problems += _tuning(config)
     return problems
 
 
 def detector_params(spec: dict) -> dict:
-    """A detector's params: its config entry without ``method``."""
-    return {k: v for k, v in spec.items() if k != "method"}
+    """A detector's params: its config entry without ``method`` (and a swept one's ``sweep``)."""
+    return {k: v for k, v in spec.items() if k not in ("method", tuning.SWEEP)}
+
+
+def sweeps(config: dict) -> dict[str, list[tuning.Point]]:
+    """Each swept detector (``sweep:`` in its entry) → its grid points, in grid order
+    (:func:`grood.evaluation.tuning.points`); only detectors whose sweep is valid.  A point's prototype
+    setting equal to the config's ``prototypes:`` value is unset (None) in its params, so the point
+    shares the config's prototypes and gradient stores (its name keeps the value)."""
+    shared = config.get("prototypes") or {}
+    out = {}
+    for name, spec in config["detectors"].items():
+        if tuning.is_swept(spec) and not tuning.sweep_problems(name, spec):
+            out[name] = [tuning.Point(p.name, {k: None if k in PROTOTYPE_OVERRIDES and k in shared and v == shared[k]
+                                               else v for k, v in p.params.items()}, p.values)
+                         for p in tuning.points(name, spec)]
+    return out
+
+
+def fitted_detectors(config: dict) -> dict[str, dict]:
+    """Every detector a ``fit_detector`` job fits, by name → ``{method, params...}``: each detector
+    that is not swept, and in a swept one's place each point of its grid."""
+    swept = sweeps(config)
+    out = {}
+    for name, spec in config["detectors"].items():
+        if tuning.is_swept(spec):
+            out.update({p.name: {"method": spec["method"], **p.params} for p in swept.get(name, [])})
+        else:
+            out[name] = spec
+    return out
 
 
 def gradient_detectors(config: dict) -> dict[str, GradientStoreDetector]:
-    """The valid detectors of ``config`` that read a gradient store, by name."""
+    """The valid detectors of ``config`` (grid points included) that read a gradient store, by name."""
     found = {}
-    for name, spec in config["detectors"].items():
+    for name, spec in fitted_detectors(config).items():
         if spec.get("method") and not check_detector(spec["method"], detector_params(spec), ""):
             det = make_detector(spec["method"], detector_params(spec))
             if isinstance(det, GradientStoreDetector):
@@ -113,7 +143,7 @@ def _index_shards(config: dict) -> list[str]:
     if int(shards.get("score", 1)) > 1:
         problems.append(f"shards.index: {n} with shards.score: {shards['score']}: a part is either scored in row "
                         f"shards or searched in index shards, not both; set one of them to 1")
-    for name, spec in config["detectors"].items():
+    for name, spec in fitted_detectors(config).items():
         if spec.get("method") and not check_detector(spec["method"], detector_params(spec), ""):
             det = make_detector(spec["method"], detector_params(spec))
             if isinstance(det, IndexedDetector) and not det.index_spec.exact:
@@ -161,7 +191,10 @@ def _benchmarks(config: dict) -> list[str]:
 def _detectors(config: dict) -> list[str]:
     problems = []
     for name, spec in config["detectors"].items():
-        problems += check_detector(spec["method"], detector_params(spec), f"detectors.{name}")
+        if tuning.is_swept(spec):
+            problems += tuning.sweep_problems(name, spec)
+        else:
+            problems += check_detector(spec["method"], detector_params(spec), f"detectors.{name}")
     ood_val = config.get("prototypes", {}).get("ood_val_dataset")
     spaces: dict[str, tuple[str, tuple]] = {}
     for name, det in gradient_detectors(config).items():
@@ -297,3 +330,89 @@ def _init(b: str, benches: dict) -> list[str]:
         seen.append(cur)
         cur = benches[cur].get("train", {}).get("init")
     return []
+
+
+# --------------------------------------------------------------------- tuning on validation data
+
+#: the names a benchmark's ID-validation hold-out gives its two sides (grood.data.holdout)
+HOLDOUT_FIT, HOLDOUT_VAL = "fit", "idval"
+
+
+def ood_val_sets(bench_spec: dict) -> list[str]:
+    """A benchmark's OOD-validation sets (``ood_val:`` is one name or a list; none without tuning)."""
+    val = bench_spec.get("ood_val") or []
+    return [val] if isinstance(val, str) else list(val)
+
+
+def holdout_names(id_set: str) -> tuple[str, str]:
+    """The datasets a benchmark's ``id_val`` makes of its ID set: the training side, the held-out side."""
+    return f"{id_set}{tuning.POINT_SEP}{HOLDOUT_FIT}", f"{id_set}{tuning.POINT_SEP}{HOLDOUT_VAL}"
+
+
+def _holdout_spec(id_spec: dict, id_val: dict, keep: str) -> dict:
+    return {"source": "holdout", "base": id_spec["source"],
+            "base_params": {k: v for k, v in id_spec.items() if k != "source"}, **id_val, "keep": keep}
+
+
+def _tuning(config: dict) -> list[str]:
+    """A swept detector needs every benchmark to declare validation data: ``id_val`` (a hold-out of
+    the ID training split) and ``ood_val`` (OOD-validation sets).  An OOD-validation set must be a
+    dataset that is neither the ID set nor any benchmark's OOD test set, and shares no source, path,
+    noise generator or character with one (the auxiliary outliers' check, :func:`grood.data.aux_overlap`)."""
+    datasets, benches, problems = config["datasets"], config["benchmarks"], []
+    swept = [n for n, spec in config["detectors"].items() if tuning.is_swept(spec)]
+    tested_by: dict[str, str] = {}
+    for b, spec in benches.items():
+        for o in spec["ood"]:
+            tested_by.setdefault(o, b)
+    holdouts: dict[str, tuple[str, dict]] = {}
+    for b, spec in benches.items():
+        val, id_val = ood_val_sets(spec), spec.get("id_val")
+        if swept and not (val and id_val):
+            missing = " and ".join(k for k, v in (("id_val", id_val), ("ood_val", val)) if not v)
+            problems.append(f"benchmarks.{b}: detectors {swept} are tuned on validation data, but the benchmark "
+                            f"declares no {missing}; add `id_val: {{fraction: 0.1}}` (a hold-out of the ID "
+                            f"training split) and `ood_val: [<dataset>]` (OOD-validation sets that no benchmark "
+                            f"tests on)")
+        if id_val and spec["id"] in datasets:
+            other = holdouts.setdefault(spec["id"], (b, id_val))
+            if other[1] != id_val:
+                problems.append(f"benchmarks.{b}.id_val: {id_val} differs from benchmarks.{other[0]}.id_val "
+                                f"{other[1]} for the same ID set {spec['id']!r}; use one hold-out per ID set")
+            else:
+                _, found = check_spec(_holdout_spec(datasets[spec["id"]], id_val, "fit"), f"benchmarks.{b}.id_val")
+                problems += found
+        for v in val:
+            key = f"benchmarks.{b}.ood_val"
+            if v not in datasets:
+                problems.append(f"{key}: {v!r} is not a dataset; add it under datasets:")
+                continue
+            if v == spec["id"]:
+                problems.append(f"{key}: {v!r} is the benchmark's ID set; OOD-validation sets must be OOD")
+            for o, ob in tested_by.items():
+                if o not in datasets:
+                    continue
+                why = aux_overlap(v, datasets[v], o, datasets[o], role="OOD-validation set")
+                if why:
+                    problems.append(f"{key}: {why}; {o!r} is an OOD test set of benchmarks.{ob}, so tuning on "
+                                    f"{v!r} would look at a test set. Fix: validate on a set of another source, "
+                                    f"path, noise generator or characters")
+    return problems
+
+
+def expand_holdouts(config: dict) -> dict:
+    """For each benchmark with ``id_val``: two derived datasets (source ``holdout``) of its ID set,
+    ``<id>~fit`` (the training split without the held-out rows, which the network trains on) and
+    ``<id>~idval`` (the held-out rows), added to ``datasets`` (in place; returned too); the
+    benchmark's ``id`` becomes the first and its ``id_val_dataset`` the second.  Call after
+    :func:`check`; a benchmark without ``id_val`` is left as it is."""
+    for spec in config["benchmarks"].values():
+        id_val = spec.get("id_val")
+        if not id_val or "id_val_dataset" in spec:
+            continue
+        fit, val = holdout_names(spec["id"])
+        base = config["datasets"][spec["id"]]
+        config["datasets"].setdefault(fit, _holdout_spec(base, id_val, "fit"))
+        config["datasets"].setdefault(val, _holdout_spec(base, id_val, "val"))
+        spec["id"], spec["id_val_dataset"] = fit, val
+    return config

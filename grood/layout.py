@@ -8,9 +8,11 @@ all read these templates; none of them spells a path of its own.  A template is 
 ``results``, ``resources``
     the results and resources folders (config ``results_dir`` / ``resources_dir``);
 ``bench``, ``seed``, ``dataset``, ``part``, ``source``, ``space``, ``detector``, ``figure``, ``ext``
-    a benchmark, a training seed, a dataset, a part (``train``, ``test`` or an OOD set), an
-    OOD-prototype source, a gradient space (:func:`grood.method.vocab.gradient_space`), a detector,
-    a figure's stem and its file type;
+    a benchmark, a training seed, a dataset, a part (``train``, ``test``, ``id_val`` or an OOD set),
+    an OOD prototype (a source, or a source with a detector's own settings:
+    :func:`grood.method.vocab.prototype_name`), a gradient space
+    (:func:`grood.method.vocab.gradient_space`), a detector (or a tuning grid's point,
+    ``<detector>~<param>=<value>,…``: :mod:`grood.evaluation.tuning`), a figure's stem and its file type;
 ``shard``, ``shards``
     one row shard of how many.
 
@@ -40,6 +42,7 @@ OUTPUTS: dict[str, str] = {
     "table_md": BENCH_DIR + "/results.md",
     "table_tex": BENCH_DIR + "/results.tex",
     "index_quality_csv": BENCH_DIR + "/index_quality.csv",
+    "tuning_csv": BENCH_DIR + "/tuning.csv",
     "figure": BENCH_DIR + "/figures/{figure}.{ext}",
     # one seed of a benchmark
     "model": SEED_DIR + "/model.pt",
@@ -53,6 +56,7 @@ OUTPUTS: dict[str, str] = {
     "detector": SEED_DIR + "/detectors/{detector}.npz",
     "scores": SEED_DIR + "/scores/{detector}/{part}.npy",
     "index_quality": SEED_DIR + "/index_quality/{detector}.json",
+    "tuning": SEED_DIR + "/tuning/{detector}.csv",
     # row shards (temporary: merged into the outputs above by their gather jobs)
     "feature_shard": SEED_DIR + "/shards/features/{part}/{shard}-of-{shards}.zarr",
     "early_shard": SEED_DIR + "/shards/features/{part}/{shard}-of-{shards}.early.npz",

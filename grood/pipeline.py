@@ -22,10 +22,12 @@ from grood.stages.score import score_stage
 from grood.stages.score_gather import score_gather_stage
 from grood.stages.search_index_shard import search_index_shard_stage
 from grood.stages.train import train_stage
+from grood.stages.tune import tune_stage
 
 __all__ = [
     "datacard_stage", "evaluate_stage", "features_gather_stage", "features_stage", "figures_detector_stage",
     "figures_method_stage", "figures_summary_stage", "fit_detector_stage",
     "gradients_stage", "index_quality_stage", "load_arrays", "load_split", "prepare_dataset_stage",
     "prototypes_stage", "score_gather_stage", "score_stage", "search_index_shard_stage", "setup_logging", "stored_rows", "train_stage",
+    "tune_stage",
 ]

@@ -19,11 +19,15 @@ import numpy as np
 from .outliers import AUX_ROLE  # the role of a dataset a GReg / GReg+ benchmark trains on
 
 N_SAMPLES = 8  # images per dataset in the grid
+#: the roles of a tuned benchmark's validation data (hyper-parameters are chosen on them, never tested)
+ID_VAL_ROLE = "ID validation (tuning)"
+OOD_VAL_ROLE = "OOD validation (tuning)"
 
 
 def roles(benchmarks: dict, ood_val: str | None = None) -> dict[str, dict[str, str]]:
-    """dataset → {benchmark: role}; role ID / near / far, ood_val for the prototype set, and
-    AUX_ROLE for the auxiliary outliers a benchmark trains on (its ``aux``: one name or a list)."""
+    """dataset → {benchmark: role}; role ID / near / far, ood_val for the prototype set, AUX_ROLE
+    for the auxiliary outliers a benchmark trains on (its ``aux``: one name or a list), and a tuned
+    benchmark's validation data (``id_val``: the held-out dataset; ``ood_val``: one name or a list)."""
     out: dict[str, dict[str, str]] = {}
     for bench, spec in benchmarks.items():
         out.setdefault(spec["id"], {})[bench] = "ID"
@@ -36,6 +40,11 @@ def roles(benchmarks: dict, ood_val: str | None = None) -> dict[str, dict[str, s
         aux = spec.get("aux") or []
         for name in [aux] if isinstance(aux, str) else aux:
             out.setdefault(name, {})[bench] = AUX_ROLE
+        if spec.get("id_val"):
+            out.setdefault(spec["id_val"], {})[bench] = ID_VAL_ROLE
+        val = spec.get("ood_val") or []
+        for name in [val] if isinstance(val, str) else val:
+            out.setdefault(name, {})[bench] = OOD_VAL_ROLE
     return out
 
 

@@ -45,9 +45,9 @@ def _origins(spec: dict) -> list[_Origin]:
     from .outliers import AUX_GLYPHS
 
     source, p = spec.get("source"), _resolved(spec)
-    if source == "scrambled_train" and isinstance(p.get("base"), str):
+    if source in ("scrambled_train", "holdout") and isinstance(p.get("base"), str):
         base = {"source": p["base"], **(p.get("base_params") or {})}
-        return [_Origin(o.kind, o.key, f"{o.text} (scrambled_train's base, training split)")
+        return [_Origin(o.kind, o.key, f"{o.text} ({source}'s base, training split)")
                 for o in _origins(base)]
     if source == "noise":
         return [_Origin("noise", (p.get("kind"), p.get("seed")),
@@ -86,7 +86,8 @@ def _shared(a: _Origin, b: _Origin) -> str | None:
     return "the same source" if a.key == b.key else None
 
 
-def aux_overlap(aux_name: str, aux_spec: dict, other_name: str, other_spec: dict) -> str | None:
+def aux_overlap(aux_name: str, aux_spec: dict, other_name: str, other_spec: dict,
+                role: str = "auxiliary set") -> str | None:
     """Why auxiliary dataset ``aux_name`` may share images with dataset ``other_name``, or None.
 
     The specs are config mappings (``{"source": ..., params}``). They share when both take images
@@ -95,14 +96,15 @@ def aux_overlap(aux_name: str, aux_spec: dict, other_name: str, other_spec: dict
     character from the fonts (``font_glyphs`` draws K-Z and symbols, ``letters_fonts`` A-J: these
     two do *not* share, by design). A ``scrambled_train`` set counts as its base source, so call
     this for every test OOD set of the benchmarks that train on ``aux_name``, not for their ID set
-    (whose training images ``scrambled_train`` is meant to use).
+    (whose training images ``scrambled_train`` is meant to use).  ``role`` names the first set in
+    the message (``OOD-validation set`` for a tuning protocol's validation sets, checked the same way).
     """
     if aux_name == other_name:
-        return f"auxiliary set {aux_name!r} is the dataset {other_name!r} itself"
+        return f"{role} {aux_name!r} is the dataset {other_name!r} itself"
     for a in _origins(aux_spec):
         for b in _origins(other_spec):
             why = _shared(a, b)
             if why:
-                return (f"auxiliary set {aux_name!r} ({a.text}) and {other_name!r} ({b.text}) "
+                return (f"{role} {aux_name!r} ({a.text}) and {other_name!r} ({b.text}) "
                         f"may share images: {why}")
     return None

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import imglist, ondisk, outliers, pins, user
+from . import holdout, imglist, ondisk, outliers, pins, user
 from .errors import DataError
 from .fetch import Corrupt, deb_version, fetch_debs, fetch_wheel, manifest_digest, sha256_bytes
 from .debfile import deb_source, read_members
@@ -332,6 +332,23 @@ def _check_scrambled_train(p: dict, source: str) -> None:
     outliers.check_scramble_options(p, source)
 
 
+def _check_holdout(p: dict, source: str) -> None:
+    """The base of a ``holdout`` is a labelled source with a training split, with its own params."""
+    base = p["base"]
+    if base not in REGISTRY or not REGISTRY[base].train_split or not REGISTRY[base].labelled:
+        ok = sorted(n for n, s in REGISTRY.items() if s.train_split and s.labelled and not s.derived)
+        raise DataError(f"param 'base' of source {source!r} must be a labelled source with a training split "
+                        f"({', '.join(ok)}), got {base!r}")
+    if not isinstance(p["base_params"], dict):
+        raise DataError(f"param 'base_params' of source {source!r} must be a mapping of the base "
+                        f"source's params, got {p['base_params']!r}")
+    try:
+        p["base_params"] = resolve_params(base, p["base_params"])
+    except DataError as e:
+        raise DataError(f"param 'base_params' of source {source!r}: {e}") from None
+    holdout.check_holdout(p, source)
+
+
 # --------------------------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------------------------
@@ -373,6 +390,11 @@ _SOURCES = [
            "(meta.base.licence)", outliers.build_scrambled_train,
            params={"base": _REQUIRED, **outliers.SCRAMBLED_PARAMS}, labelled=False,
            check=_check_scrambled_train, train_split=False, role=outliers.AUX_ROLE, derived=True),
+    # ID validation data for tuning (grood.data.holdout): a benchmark's id_val makes the two sides
+    Source("holdout", "a seeded, class-stratified hold-out of a base source's training split: the "
+           "rest (keep: fit, with the base's test split) or the held-out images (keep: val, as the "
+           "test split)", "the base source's (meta.base)", holdout.build_holdout,
+           params={"base": _REQUIRED, **holdout.HOLDOUT_PARAMS}, check=_check_holdout, derived=True),
     # the user's own files (grood.data.ondisk, grood.data.user): `path` points at them
     Source("cifar10", "CIFAR-10 from the user's cifar-10-batches-py (path), 50k train / 10k "
            "test, 32x32 RGB", "no licence stated (Krizhevsky 2009; research use)",

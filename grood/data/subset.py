@@ -32,3 +32,13 @@ def stratified_indices(y: np.ndarray, n: int, seed: int, split: str) -> np.ndarr
         idx = np.flatnonzero(y == label)
         chosen.append(rng.choice(idx, k, replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+def training_share_mask(labels: np.ndarray, share: float) -> np.ndarray:
+    """The rows of a training set that a ``train_share`` (a GROOD tuning parameter) keeps: a
+    class-stratified subset of ``round(share · n)`` rows (:func:`stratified_indices`, seed 0), the same
+    for every training seed and stage, so the prototypes and GROOD's index see the same rows."""
+    n = len(labels)
+    keep = np.zeros(n, dtype=bool)
+    keep[stratified_indices(np.asarray(labels), max(1, int(round(share * n))), 0, "train")] = True
+    return keep

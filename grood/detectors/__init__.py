@@ -97,6 +97,10 @@ def check_detector(method: str, params: dict, where: str) -> list[str]:
         space = gradient_space_problems(*(chosen[k] for k in GRADIENT_SPACE_PARAMS))
         if space:
             return [f"{where}.{key}: {problem}" for key, problem in space.items()]
+        unread = METHODS[method].unread_settings(chosen)
+        if unread:
+            return [f"{where}.{key}: prototype {chosen['prototype']!r} does not read {key}; remove it"
+                    for key in unread]
     try:
         make_detector(method, params)
     except ValueError as e:

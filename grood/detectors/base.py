@@ -27,8 +27,8 @@ class Detector(abc.ABC):
     state_arrays: tuple[str, ...] = ()
     #: fitted attributes that are faiss indexes (saved in faiss's own serialisation)
     state_indexes: tuple[str, ...] = ()
-    #: the hyper-parameter values the method's papers sweep, by constructor parameter (for a tuning
-    #: protocol; docs/baselines.md says where each grid comes from); read-only
+    #: parameter → the values its paper (or the toolkit that tunes it) sweeps: what a config's
+    #: ``sweep: paper`` tunes on validation data (grood.evaluation.tuning); empty: nothing to tune
     sweep_grid: dict[str, list] = {}
 
     def fit(self, **arrays: np.ndarray) -> "Detector":
@@ -46,6 +46,13 @@ class Detector(abc.ABC):
         kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
                 if p.name != "self" and p.kind in kinds}
+
+    @classmethod
+    def effective_params(cls, params: dict) -> dict:
+        """``params`` without the ones that cannot change this detector given the others (e.g. a
+        GROOD prototype setting its source does not read): two grid points with the same effective
+        params are one point."""
+        return dict(params)
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in self.param_defaults()}

@@ -115,6 +115,8 @@ class KNN(IndexedDetector):
 
     #: metric="cosine" L2-normalises before an L2 index: exactly Sun et al.'s normalised features
     index_metric = "cosine"
+    #: OpenOOD v1.5's sweep of k (its K_list)
+    sweep_grid = {"k": [50, 100, 200, 500, 1000]}
 
     def __init__(self, k: int = 50, index: dict | None = None):
         if int(k) < 1:

@@ -24,6 +24,9 @@ class MaxLogit(Detector):
 class Energy(Detector):
     """Negative free energy ``T·logsumexp(z/T)`` (Liu et al. 2020); higher = ID."""
 
+    #: OpenOOD v1.5's sweep of T (its ebo post-processor)
+    sweep_grid = {"temperature": [1, 10, 100, 1000]}
+
     def __init__(self, temperature: float = 1.0):
         if temperature <= 0:
             raise ValueError(f"energy temperature must be > 0, got {temperature}")

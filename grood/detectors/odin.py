@@ -61,6 +61,9 @@ class ODIN(Detector):
 
     requires = ()
     needs_network = True
+    #: Liang et al.'s grid: T ∈ {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}, ε in 21 steps over [0, 0.004]
+    sweep_grid = {"temperature": [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+                  "epsilon": [round(0.0002 * i, 4) for i in range(21)]}
 
     def __init__(self, temperature: float = 1000.0, epsilon: float = 0.0014, batch_size: int = 256,
                  scale_by_std: bool = True):

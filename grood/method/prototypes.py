@@ -33,15 +33,25 @@ def class_means(values: np.ndarray, labels: np.ndarray, num_classes: int) -> np.
     return sums / counts.reshape(-1, *([1] * (values.ndim - 1)))
 
 
-def class_means_streamed(values, labels: np.ndarray, num_classes: int, block: int = 65536) -> np.ndarray:
+def class_means_streamed(values, labels: np.ndarray, num_classes: int, block: int = 65536,
+                         rows: np.ndarray | None = None) -> np.ndarray:
     """:func:`class_means` of a row-chunked array (Zarr) read ``block`` rows at a time: the same
-    float64 sums in the same row order, so the same result, without the array in memory."""
-    counts = np.bincount(labels, minlength=num_classes)
+    float64 sums in the same row order, so the same result, without the array in memory.
+    ``rows`` (sorted indices): only those rows count."""
+    keep = None
+    if rows is not None:
+        keep = np.zeros(len(labels), dtype=bool)
+        keep[rows] = True
+    counts = np.bincount(labels if keep is None else labels[keep], minlength=num_classes)
     if (counts == 0).any():
         raise ValueError(f"no training sample for class(es) {np.flatnonzero(counts == 0).tolist()}")
     sums = np.zeros((num_classes, *values.shape[1:]))
     for start in range(0, len(labels), block):
-        np.add.at(sums, labels[start : start + block], np.asarray(values[start : start + block], dtype=np.float64))
+        y, v = labels[start : start + block], np.asarray(values[start : start + block], dtype=np.float64)
+        if keep is not None:
+            k = keep[start : start + block]
+            y, v = y[k], v[k]
+        np.add.at(sums, y, v)
     return sums / counts.reshape(-1, *([1] * (sums.ndim - 1)))
 
 

@@ -17,6 +17,17 @@ PROTOTYPE_KEYS: dict[str, tuple[str, ...]] = {
     "ood_val": ("n_mix", "ood_val_dataset"),
 }
 PROTOTYPE_SOURCES: tuple[str, ...] = tuple(PROTOTYPE_KEYS)
+
+#: prototype settings a GROOD-family detector may set for itself (a tuning grid sweeps them), each
+#: with the sources that read it; unset (None), the config's ``prototypes:`` value holds.
+#: ``train_share``: the share of the ID training rows (class-stratified, fixed) that the prototypes
+#: and GROOD's index are built from; 1 (all of them) when unset
+PROTOTYPE_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "layer": ("mixup",),
+    "lam": ("mixup",),
+    "n_mix": ("mixup", "ood_val"),
+    "train_share": PROTOTYPE_SOURCES,
+}
 #: sources built from real OOD images: every result that uses them is flagged
 OOD_DATA_SOURCES: tuple[str, ...] = ("ood_val",)
 
@@ -34,13 +45,45 @@ GAIA_ARRAYS: tuple[str, ...] = ("gaia_a", "gaia_z")
 GRADIENT_SPACE_PARAMS: tuple[str, ...] = ("prototype", "wrt", "temperature")
 
 
-def gradient_space(prototype: str, wrt: str, temperature: float) -> str:
-    """The name of a gradient store's folder: ``<source>_<wrt>_T<temperature:g>`` (``mixup_ood_T1``).
+def prototype_overrides(prototype: str, settings: dict) -> dict:
+    """The prototype settings among ``settings`` (a detector's params) that ``prototype`` reads and
+    that are set (not None; ``train_share`` not 1), in :data:`PROTOTYPE_OVERRIDES` order."""
+    out = {}
+    for key, sources in PROTOTYPE_OVERRIDES.items():
+        value = settings.get(key)
+        if prototype in sources and value is not None and not (key == "train_share" and float(value) == 1.0):
+            out[key] = value
+    return out
 
-    A readable identity only: the gradients rule gets the three values as params, looked up from
-    the name, never parsed back from it.
+
+def prototype_name(prototype: str, overrides: dict | None = None) -> str:
+    """The name of an OOD-prototype file: the source (``mixup``), or with the settings a detector
+    sets itself, ``<source>~<key>=<value>,…`` (``mixup~lam=0.3,layer=layer2``): each variant its own
+    prototypes, and gradient stores, per point of a tuning grid.  Values print with :func:`value_text`."""
+    overrides = overrides or {}
+    if not overrides:
+        return prototype
+    return prototype + "~" + ",".join(f"{k}={value_text(overrides[k])}" for k in PROTOTYPE_OVERRIDES if k in overrides)
+
+
+def value_text(value) -> str:
+    """A parameter value as names show it: numbers with 6 significant digits (``%g``), booleans
+    ``true``/``false``, strings as they are."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    return str(value)
+
+
+def gradient_space(prototype: str, wrt: str, temperature: float, overrides: dict | None = None) -> str:
+    """The name of a gradient store's folder: ``<prototype name>_<wrt>_T<temperature:g>``
+    (``mixup_ood_T1``; with a detector's own prototype settings ``mixup~lam=0.3_ood_T1``).
+
+    A readable identity only: the gradients rule gets the values as params, looked up from the
+    name, never parsed back from it.
     """
-    return f"{prototype}_{wrt}_T{float(temperature):g}"
+    return f"{prototype_name(prototype, overrides)}_{wrt}_T{float(temperature):g}"
 
 
 def gradient_space_problems(prototype: str, wrt: str, temperature: float) -> dict[str, str]:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from grood.data.errors import DataError
 from grood.method.vocab import GAIA_ARRAYS, GRADIENT_STORE_ARRAYS
-from grood.run.finished import RunError, SeedRun, gradient_space
+from grood.run.finished import RunError, SeedRun, gradient_space, prototype_name
 
 log = logging.getLogger("grood.run.apply")
 
@@ -193,7 +193,7 @@ def score_images(run: SeedRun, detector_npz: Path, det, images: np.ndarray, work
         params = det.get_params()
         block = run.chunk_rows(run.gradients(gradient_space(params), "test"), "gradients", default=8192)
         stores.append(workdir / "gradients.zarr")
-        gradients_stage(stores[0], run.prototypes(params["prototype"]), params["wrt"], params["temperature"],
+        gradients_stage(stores[0], run.prototypes(prototype_name(params)), params["wrt"], params["temperature"],
                         stores[1], block)
         clock.lap("GROOD gradients")
     score_stage(detector_npz, stores, workdir / "scores.npy", model_pt=run.model, data_npz=data, device=device)

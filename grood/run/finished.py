@@ -23,7 +23,13 @@ SEED_PATTERN = re.escape(_SEED_NAME).replace(re.escape("{seed}"), r"(\d+)")
 
 def gradient_space(params: dict) -> str:
     """The gradient store a GROOD-family detector with these params reads (:func:`grood.method.vocab.gradient_space`)."""
-    return vocab.gradient_space(params["prototype"], params["wrt"], params["temperature"])
+    return vocab.gradient_space(params["prototype"], params["wrt"], params["temperature"],
+                                vocab.prototype_overrides(params["prototype"], params))
+
+
+def prototype_name(params: dict) -> str:
+    """The prototypes file a GROOD-family detector with these params reads (:func:`grood.method.vocab.prototype_name`)."""
+    return vocab.prototype_name(params["prototype"], vocab.prototype_overrides(params["prototype"], params))
 
 
 def finished_seed_dirs(bench_dir: Path) -> list[Path]:

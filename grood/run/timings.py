@@ -9,6 +9,9 @@ import re
 from pathlib import Path
 
 COLUMNS = ("rule", "jobs", "wall_s", "wall_mean_s", "wall_max_s", "cpu_s", "max_rss_mb")
+#: rules whose jobs run in threads of the Snakemake process: their timing files' CPU time and memory are
+#: the whole process's, not the job's, so the table leaves them blank
+IN_PROCESS_RULES = frozenset({"score_local", "fit_local"})
 
 
 def rule_of(timing_file: Path, results: Path) -> str:
@@ -25,8 +28,8 @@ def rule_of(timing_file: Path, results: Path) -> str:
 def rule_timings(results: str | Path) -> list[dict]:
     """Per rule: jobs, summed / mean / longest wall time, summed CPU time, largest peak RSS — the
     wall times of jobs that ran side by side add up, so the sum is work, not the run's wall time.
-    A rule whose jobs ran inside the Snakemake process (``score_local``, ``fit_local``) reports that
-    process's memory, not the job's."""
+    A rule whose jobs ran inside the Snakemake process (``score_local``, ``fit_local``) has no CPU
+    time or memory of its own (None): its timing files measure the whole process."""
     results = Path(results)
     root = results / "benchmarks"
     if not root.is_dir():
@@ -44,14 +47,15 @@ def rule_timings(results: str | Path) -> list[dict]:
                 row["rss"] = max(row["rss"], float(rss) if rss != "NA" else 0.0)
     table = [{"rule": rule, "jobs": r["jobs"], "wall_s": round(sum(r["wall"]), 1),
               "wall_mean_s": round(sum(r["wall"]) / len(r["wall"]), 2), "wall_max_s": round(max(r["wall"]), 1),
-              "cpu_s": round(r["cpu"], 1), "max_rss_mb": round(r["rss"])} for rule, r in rows.items()]
+              "cpu_s": None if rule in IN_PROCESS_RULES else round(r["cpu"], 1),
+              "max_rss_mb": None if rule in IN_PROCESS_RULES else round(r["rss"])} for rule, r in rows.items()]
     return sorted(table, key=lambda r: -r["wall_s"])
 
 
 def markdown(table: list[dict]) -> str:
     """The table as Markdown, with a total row."""
     head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    body = "".join("| " + " | ".join(str(r[c]) for c in COLUMNS) + " |\n" for r in table)
+    body = "".join("| " + " | ".join("—" if r[c] is None else str(r[c]) for c in COLUMNS) + " |\n" for r in table)
     total = (f"| total | {sum(r['jobs'] for r in table)} | {round(sum(r['wall_s'] for r in table), 1)} | | | "
-             f"{round(sum(r['cpu_s'] for r in table), 1)} | |\n")
+             f"{round(sum(r['cpu_s'] or 0 for r in table), 1)} | |\n")
     return head + body + total

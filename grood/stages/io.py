@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -41,6 +42,8 @@ def job_log(log_path: str):
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
+    # which process ran it: one Snakemake process for all of them unless a job was spawned apart
+    logger.info("in-process job: process %d, thread %d", os.getpid(), me)
     try:
         yield
     except BaseException:

@@ -9,6 +9,7 @@ import numpy as np
 
 from grood.stages.io import load_split
 from grood.storage import provenance, save_npz, sha256_file
+from grood.data.subset import training_share_mask
 from grood.method.vocab import OOD_DATA_SOURCES, PROTOTYPE_SOURCES
 
 log = logging.getLogger("grood")
@@ -42,24 +43,33 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
         raise FileNotFoundError(f"Zarr store {train_features_zarr} does not exist; re-run the rule that makes it")
     train = zarr.open_group(str(train_features_zarr), mode="r")
     labels = train["labels"][:]
+    share = float(params.get("train_share", 1.0))
+    # a share of the training rows (a tuning grid's point): the same rows GROOD then indexes
+    rows = np.flatnonzero(training_share_mask(labels, share)) if share < 1.0 else None
     # streamed: ImageNet's training features (1.28M × 2048 float32, 10 GB) are never in memory at once
-    P = pr.class_means_streamed(train["features"], labels, num_classes)
+    P = pr.class_means_streamed(train["features"], labels, num_classes, rows=rows)
     arrays = {"P": P.astype(np.float32)}
-    info: dict = {"source": source, "uses_ood_data": source in OOD_DATA_SOURCES}
+    info: dict = {"source": source, "uses_ood_data": source in OOD_DATA_SOURCES,
+                  **({"train_share": share, "n_train_rows": int(len(rows))} if rows is not None else {})}
     if source == "mixup":
-        from grood.method.early_store import read_early
+        from grood.method.early_store import open_early, read_early
 
         layer = params["layer"]
         if early_zarr is None:
             raise ValueError("the mix-up needs the early prototypes of the features pass (early_zarr)")
-        Q, _ = read_early(early_zarr, layer)
-        if Q.shape[0] != num_classes:
-            raise ValueError(f"{early_zarr} holds early prototypes of {Q.shape[0]} classes, the network has "
-                             f"{num_classes}; re-run the features job of the ID training part")
         x_train, _ = load_split(data_npz, "train", workers)
         if len(x_train) != len(labels):
             raise ValueError(f"{data_npz} holds {len(x_train)} training images, its features {len(labels)} rows; "
                              f"re-run the features job of the ID training part")
+        if rows is None and open_early(early_zarr)[1].get("layer") == layer:
+            Q, _ = read_early(early_zarr, layer)  # summed in the features pass over the training part
+            if Q.shape[0] != num_classes:
+                raise ValueError(f"{early_zarr} holds early prototypes of {Q.shape[0]} classes, the network has "
+                                 f"{num_classes}; re-run the features job of the ID training part")
+        else:  # a tuning point (a share of the training rows, another layer): Q of its own, one pass
+            if rows is not None:
+                x_train, labels = x_train[rows], labels[rows]
+            Q = pr.early_prototypes(model, x_train, labels, num_classes, layer, spec, dev)
         rng = np.random.default_rng(seed)
         n_mix = min(int(params["n_mix"]), len(x_train))
         pick = np.sort(rng.choice(len(x_train), n_mix, replace=False))

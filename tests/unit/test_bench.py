@@ -23,6 +23,7 @@ TINY = {
     "rss": {"n": 600, "dim": 16, "num_classes": 5, "factor": 3, "nlist": 8, "m": 4, "batch_size": 128},
     "ann": {"n": 6_000, "dim": 16, "n_queries": 80, "nlist": 16, "nprobe": 4, "m": 4},
     "gemm": {"n": 6_000, "dim": 16, "n_queries": 80, "check_queries": 8},
+    "bootstrap": {"n_id": 300, "n_ood": 200, "n_resamples": 40, "n_naive": 8},
 }
 
 
@@ -89,6 +90,13 @@ def test_metrics_case():
     check_rows(bench.case_metrics(**TINY["metrics"], repeats=1), 6, 1)
 
 
+def test_bootstrap_case():
+    rows = bench.case_bootstrap(**TINY["bootstrap"], repeats=1)
+    check_rows(rows, 10, 2)  # AUROC alone, then all five metrics
+    assert all("8 of the 40 resamples" in r.note and "×5" in r.note for r in rows)
+    assert all(r.ref_times[0] > 0 for r in rows)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_rows():
     rows = bench.case_gradients(n=64, dims=(8,), num_classes=4, repeats=1, devices=("cpu", "cuda"))
@@ -136,7 +144,7 @@ def test_command_prints_table_and_writes_json(tmp_path, monkeypatch, capsys):
     assert all(r["agree"] and r["ratio"] > 0 and len(r["ours_times"]) == 3 for r in result["rows"])
 
 
-@pytest.mark.parametrize("argv", [["--repeats", "2"], ["--cases", "10"], ["--cases", "x"], ["--threads", "0"]])
+@pytest.mark.parametrize("argv", [["--repeats", "2"], ["--cases", "99"], ["--cases", "x"], ["--threads", "0"]])
 def test_command_refuses_bad_arguments(argv):
     with pytest.raises(SystemExit) as e:
         bench.main(argv)

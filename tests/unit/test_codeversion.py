@@ -28,12 +28,14 @@ SCRIPTS_DIR = REPO / "workflow" / "scripts"
 
 
 def _rules() -> dict[str, str]:
-    """Every rule of the workflow (but ``all``) → the text of its definition."""
+    """Every rule and checkpoint of the workflow (but ``all``) → the text of its definition; not the
+    in-process rules (``run:``, e.g. tuned_scores: a copy), which run no script and no stage."""
     rules = {}
     for smk in sorted(RULES_DIR.glob("*.smk")):
         text = smk.read_text()
-        for m in re.finditer(r"^( *)rule (\w+):\n((?:\1 +.*\n|\s*\n)*)", text, re.M):
-            rules[m.group(2)] = m.group(3)
+        for m in re.finditer(r"^( *)(?:rule|checkpoint) (\w+):\n((?:\1 +.*\n|\s*\n)*)", text, re.M):
+            if not re.search(r"^\s+run:", m.group(3), re.M):
+                rules[m.group(2)] = m.group(3)
     return rules
 
 

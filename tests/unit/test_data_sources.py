@@ -48,7 +48,7 @@ def check_arrays(a: dict, source: str, splits: dict[str, tuple]) -> None:
 
 def test_sources_listed():
     assert set(SOURCES) == {"mnist", "fashion_mnist", "animal_mnist", "letters_fonts",
-                            "sklearn_digits", "textures", "noise", "font_glyphs", "scrambled_train",
+                            "sklearn_digits", "textures", "noise", "font_glyphs", "scrambled_train", "holdout",
                             "cifar10", "cifar100", "svhn", "image_folder", "imglist", "npz"}
     assert all(isinstance(v, str) and v for v in SOURCES.values())
 

@@ -1,6 +1,7 @@
 """The whole DAG on the tiny config: every stage runs, outputs are complete and consistent."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,18 @@ def test_approximate_detector_gets_an_index_quality_report(tmp_path):
     assert set(table["ood"]) == {"fashion_tiny", "gaussian_tiny"} and set(table["detector"]) == {"grood_ivf"}
     assert table["recall_at_k"].between(0, 1).all() and (table["queries"] == 200).all()
     assert "Approximate indexes" in (res / "results.md").read_text()
+
+
+def test_in_process_jobs_run_in_the_snakemake_process(tiny_run):
+    """score_local and fit_local jobs run in threads of one Snakemake process (profiles/default's
+    force-use-threads); were each spawned as its own Snakemake process, they would cost more than the
+    script jobs they replace."""
+    logs = sorted((tiny_run / "results" / "logs").rglob("score_local/**/*.log")) + \
+        sorted((tiny_run / "results" / "logs").rglob("fit_local/**/*.log"))
+    assert len(logs) >= 4, logs
+    pids = set()
+    for log in logs:
+        found = re.findall(r"in-process job: process (\d+), thread \d+", log.read_text())
+        assert len(found) == 1, (log, log.read_text())
+        pids.add(found[0])
+    assert len(pids) == 1, f"in-process jobs ran in {len(pids)} processes: {sorted(pids)}"

@@ -10,14 +10,17 @@ import grood.config
 from grood import layout
 from grood.codeversion import code_digest
 from grood.figures import catalog
+from grood.evaluation.tuning import ID_VAL
 from grood.method.vocab import (GAIA_ARRAYS, GRADIENT_STORE_ARRAYS, HEAD_ARRAYS, OOD_DATA_SOURCES, PROTOTYPE_KEYS,
-                                PROTOTYPE_SOURCES)
+                                PROTOTYPE_SOURCES, prototype_name)
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 # `detectors: {suite: standard, ...}`: the named suite of config/suites.yaml, whatever --configfile says
 grood.config.expand_suites(config, grood.config.load_suites(Path(workflow.basedir) / "config" / "suites.yaml"))
 grood.config.check(config)  # every cross-field problem at once, each naming the key and the fix
+# a benchmark's `id_val`: its ID set's training side and held-out side become datasets of their own
+grood.config.expand_holdouts(config)
 
 if config["search"]["gpu"]:
     # the score jobs of GROOD and kNN will search with faiss-gpu: say now if this environment lacks it
@@ -34,8 +37,13 @@ RES = config["resources_dir"]
 RAW = config["raw_dir"] or f"{RES}/raw"
 BENCH = config["benchmarks"]
 DATASETS = config["datasets"]
-DETECTORS = config["detectors"]
 SEEDS = config["seeds"]
+#: the detectors of the results table, in order (a swept detector once: its chosen grid point)
+TABLE = list(config["detectors"])
+#: swept detector → its grid points' names, in grid order (grood.evaluation.tuning)
+TUNED = {name: [p.name for p in points] for name, points in grood.config.sweeps(config).items()}
+#: every detector a fit_detector / score job acts on: the table's, a swept one's grid points instead of it
+DETECTORS = grood.config.fitted_detectors(config)
 
 
 def stage_code(rule):
@@ -45,9 +53,14 @@ def stage_code(rule):
     return code_digest(f"grood.stages.{rule}", workflow.basedir)
 
 
+@functools.lru_cache(maxsize=None)
 def detector_object(name):
+    """The detector ``name`` (a table detector or a grid point); a swept detector's first point
+    stands for it where only its class matters (flags, the arrays it reads)."""
     from grood.detectors import make_detector
 
+    if name in TUNED:
+        name = TUNED[name][0]
     return make_detector(DETECTORS[name]["method"], detector_params(name))
 
 
@@ -131,14 +144,26 @@ def prototype_params(source):
 def benchmark_roles():
     """Each benchmark's ID set and OOD roles, without its training settings (for the data card)."""
     return canonical({b: {"id": spec["id"], "ood": spec["ood"],
-                          **({"aux": grood.config.aux_sets(spec)} if spec.get("aux") else {})}
+                          **({"aux": grood.config.aux_sets(spec)} if spec.get("aux") else {}),
+                          **({"id_val": spec["id_val_dataset"]} if spec.get("id_val_dataset") else {}),
+                          **({"ood_val": grood.config.ood_val_sets(spec)} if spec.get("ood_val") else {})}
                       for b, spec in BENCH.items()})
 
+
+#: OOD-prototype file name (a source, or a source with a detector's own settings: grood.method.vocab.
+#: prototype_name) → its source and the settings that build it; the prototypes rule looks them up here
+PROTOTYPES = {
+    **{source: {"source": source, "params": prototype_params(source)} for source in PROTOTYPE_SOURCES},
+    **{prototype_name(det.prototype, det.prototype_overrides):
+       {"source": det.prototype, "params": {**prototype_params(det.prototype), **det.prototype_overrides}}
+       for det in grood.config.gradient_detectors(config).values()},
+}
 
 #: gradient store name (grood.method.vocab.gradient_space) → the values that build it, for every
 #: gradient detector: the gradients rule looks its params up here, never parses the name
 GRADIENT_SPACES = {
-    det.gradient_space: {"source": det.prototype, "wrt": det.wrt, "temperature": det.temperature}
+    det.gradient_space: {"source": prototype_name(det.prototype, det.prototype_overrides), "wrt": det.wrt,
+                         "temperature": det.temperature}
     for det in grood.config.gradient_detectors(config).values()
 }
 
@@ -151,10 +176,10 @@ def one_of(names):
 wildcard_constraints:
     bench=one_of(BENCH),
     dataset=one_of(DATASETS),
-    detector=one_of(DETECTORS),
+    detector=one_of(DETECTORS),  # fitted ones; the rules of the table's detectors widen it (one_of(TABLE))
     seed=r"\d+",
-    part=one_of(["train", "test", *DATASETS]),
-    source=one_of(PROTOTYPE_SOURCES),
+    part=one_of(["train", "test", ID_VAL, *DATASETS]),
+    source=one_of(PROTOTYPES),
     space=one_of(GRADIENT_SPACES),
     shard=r"\d+",
 
@@ -226,7 +251,10 @@ def dataset_npz(name):
 
 
 def part_dataset(bench, part):
-    """The dataset behind a part: the ID set for train/test, else the OOD set itself."""
+    """The dataset behind a part: the ID set for train/test (a tuned benchmark: its training side),
+    its held-out side for id_val, else the OOD set itself."""
+    if part == ID_VAL:
+        return BENCH[bench]["id_val_dataset"]
     return BENCH[bench]["id"] if part in ("train", "test") else part
 
 
@@ -256,13 +284,13 @@ def early_layer(wc):
 
 def early_input(wc):
     """The early prototypes a prototypes job reads (the mix-up's); nothing for the other sources."""
-    if wc.source != "mixup":
+    if PROTOTYPES[wc.source]["source"] != "mixup":
         return []
     return [out("early_prototypes", bench=wc.bench, seed=wc.seed, part="train")]
 
 
 def ood_val_input(wc):
-    if "ood_val_dataset" not in PROTOTYPE_KEYS[wc.source]:
+    if "ood_val_dataset" not in PROTOTYPE_KEYS[PROTOTYPES[wc.source]["source"]]:
         return []
     name = config["prototypes"]["ood_val_dataset"]
     if name is None:
@@ -278,33 +306,43 @@ def score_table(bench):
     """Every score file evaluate reads, with its seed, detector and part (``path``)."""
     return [{"seed": seed, "detector": det, "part": part,
              "path": out("scores", bench=bench, seed=seed, detector=det, part=part)}
-            for seed in SEEDS for det in DETECTORS for part in score_parts(bench)]
+            for seed in SEEDS for det in TABLE for part in score_parts(bench)]
 
 
 def ncp_inputs(bench):
     """Per seed, the ID test features and the class prototypes of the first GROOD-family detector
     (for GROOD's nearest-prototype accuracy); nothing when the benchmark runs no GROOD detector."""
-    sources = [det.prototype for det in grood.config.gradient_detectors(config).values()]
-    if not sources:
+    det = first_gradient_detector()
+    if det is None:
         return {}
+    source = prototype_name(det.prototype, det.prototype_overrides)
     return {seed: [out("features", bench=bench, seed=seed, part="test"),
-                   out("prototypes", bench=bench, seed=seed, source=sources[0])] for seed in SEEDS}
+                   out("prototypes", bench=bench, seed=seed, source=source)] for seed in SEEDS}
+
+
+def uses_ood_data(obj):
+    return bool(obj.uses_ood_data or getattr(obj, "prototype", None) in OOD_DATA_SOURCES)
 
 
 def detector_flags():
+    """Per table detector: ``reconstruction``, ``uses_ood_data`` (a swept one: if any grid point
+    does) and, in a config that tunes, ``tuned`` (chosen on validation data)."""
     flags = {}
-    for d in DETECTORS:
-        obj = detector_object(d)
+    for d in TABLE:
+        objs = [detector_object(p) for p in TUNED.get(d, [d])]
         flags[d] = {
-            "reconstruction": bool(obj.reconstruction),
-            "uses_ood_data": bool(obj.uses_ood_data or getattr(obj, "prototype", None) in OOD_DATA_SOURCES),
+            "reconstruction": bool(objs[0].reconstruction),
+            "uses_ood_data": any(uses_ood_data(o) for o in objs),
+            **({"tuned": d in TUNED} if TUNED else {}),
         }
     return flags
 
 
 def approximate_detectors():
-    """Detectors whose faiss index is approximate (ivf_flat, ivf_pq): each gets an index_quality job."""
-    return [d for d in DETECTORS if not getattr(getattr(detector_object(d), "index_spec", None), "exact", True)]
+    """Detectors whose faiss index is approximate (ivf_flat, ivf_pq): each gets an index_quality job
+    (not a swept detector's grid points, whose test parts only the chosen one scores)."""
+    return [d for d in TABLE if d not in TUNED
+            and not getattr(getattr(detector_object(d), "index_spec", None), "exact", True)]
 
 
 def index_quality_table(bench):
@@ -321,14 +359,17 @@ def index_quality_ood_stores(wc):
 
 def evaluate_outputs(bench):
     """evaluate's outputs, named as grood.layout names them (index_quality.csv: only with an
-    approximate index)."""
-    names = ["index_quality_csv"] if approximate_detectors() else []
+    approximate index; tuning.csv: only with a swept detector)."""
+    names = (["index_quality_csv"] if approximate_detectors() else []) + (["tuning_csv"] if TUNED else [])
     return {name: out(name, bench=bench) for name in [*names, "metrics_csv", "summary_csv", "table_md", "table_tex"]}
 
 
 def final_outputs():
+    """Every benchmark's tables and figures, the data card, and each swept detector's fitted file (its
+    chosen point's, per seed: what `grood score` and `grood info` open)."""
+    tuned = [out("detector", bench=bench, seed=seed, detector=det) for bench in BENCH for seed in SEEDS for det in TUNED]
     return [path for bench in BENCH for path in [*evaluate_outputs(bench).values(), *figure_files(bench)]] + list(
-        datacard_outputs().values())
+        datacard_outputs().values()) + tuned
 
 
 def print_results_summary():
@@ -350,18 +391,21 @@ FIGURE_SEED = min(SEEDS)
 
 
 def first_gradient_detector():
-    """The GROOD-family detector the method figures show (the config's first); None without one."""
-    return next(iter(grood.config.gradient_detectors(config).values()), None)
+    """The GROOD-family detector the method figures show: the config's first that is not swept, else
+    the first grid point of the first swept one; None without one."""
+    found = grood.config.gradient_detectors(config)
+    points = {p for names in TUNED.values() for p in names}
+    return next((d for n, d in found.items() if n not in points), next(iter(found.values()), None))
 
 
 @functools.lru_cache(maxsize=None)
 def figure_context(bench):
     """What the figures of ``bench`` are drawn from, by this config (grood.figures.catalog.Context)."""
     det = first_gradient_detector()
-    gradient = ({"space": det.gradient_space, "source": det.prototype, "wrt": det.wrt, "temperature": det.temperature}
-                if det else None)
+    gradient = ({"space": det.gradient_space, "source": prototype_name(det.prototype, det.prototype_overrides),
+                 "wrt": det.wrt, "temperature": det.temperature} if det else None)
     return catalog.Context(results=R, bench=bench, seeds=tuple(SEEDS), seed=FIGURE_SEED, groups=BENCH[bench]["ood"],
-                           detectors=tuple(DETECTORS), gradient=gradient,
+                           detectors=tuple(TABLE), gradient=gradient,
                            mixup=MIXUP,
                            id_data=dataset_npz(BENCH[bench]["id"]))
 
@@ -534,9 +578,11 @@ def network_data(wc):
 # -------------------------------------------------------------------------------- data card
 
 def datacard_datasets():
-    """Datasets with a role: each benchmark's ID, OOD and auxiliary outlier sets, and the ood_val
-    prototype set."""
-    names = [n for spec in BENCH.values() for n in (spec["id"], *spec["ood"], *grood.config.aux_sets(spec))]
+    """Datasets with a role: each benchmark's ID, OOD and auxiliary outlier sets, its validation sets
+    when it tunes, and the ood_val prototype set."""
+    names = [n for spec in BENCH.values() for n in (spec["id"], *spec["ood"], *grood.config.aux_sets(spec),
+                                                     *([spec["id_val_dataset"]] if spec.get("id_val_dataset") else []),
+                                                     *grood.config.ood_val_sets(spec))]
     if config["prototypes"]["ood_val_dataset"]:
         names.append(config["prototypes"]["ood_val_dataset"])
     return list(dict.fromkeys(names))
@@ -544,3 +590,44 @@ def datacard_datasets():
 
 def datacard_outputs():
     return {kind: out(f"datacard_{kind}") for kind in ("md", "csv", "png")}
+
+
+# -------------------------------------------------------------------------------------- tuning
+# A swept detector (grood.evaluation.tuning): each grid point is a detector of its own (fit_detector,
+# score), scored on the benchmark's validation parts only; `tune` (a checkpoint) chooses a point per
+# seed, and only that point's test parts are scored, copied to the detector's own paths.
+
+
+def val_parts(bench):
+    """A tuned benchmark's validation parts: the ID-validation split, then its OOD-validation sets."""
+    return [ID_VAL, *grood.config.ood_val_sets(BENCH[bench])]
+
+
+def tune_table(wc):
+    """Every validation score file a tune job reads, with its grid point and part (``path``)."""
+    return [{"point": p, "part": part, "path": out("scores", bench=wc.bench, seed=wc.seed, detector=p, part=part)}
+            for p in TUNED[wc.detector] for part in val_parts(wc.bench)]
+
+
+def tuning_table(bench):
+    """Every tuning.csv evaluate gathers, with its seed and detector (``path``)."""
+    return [{"seed": seed, "detector": det, "path": out("tuning", bench=bench, seed=seed, detector=det)}
+            for seed in SEEDS for det in TUNED]
+
+
+def chosen_point(wc):
+    """The grid point the seed's tune job chose (read once it has run: a checkpoint)."""
+    from grood.stages.tune import chosen_point as read
+
+    return read(checkpoints.tune.get(bench=wc.bench, seed=wc.seed, detector=wc.detector).output.csv)
+
+
+def chosen(output):
+    """An input function: ``output`` (detector, scores) of the chosen grid point."""
+
+    def path(wc):
+        values = dict(wc.items())
+        values["detector"] = chosen_point(wc)
+        return out(output, **values)
+
+    return path

@@ -4,6 +4,7 @@ rule evaluate:
         summaries=lambda wc: [out("train_json", bench=wc.bench, seed=s) for s in SEEDS],
         ncp=lambda wc: [p for paths in ncp_inputs(wc.bench).values() for p in paths],
         index_quality=lambda wc: [r["path"] for r in index_quality_table(wc.bench)],
+        tuning=lambda wc: [r["path"] for r in tuning_table(wc.bench)],
     output:
         **evaluate_outputs("{bench}"),
     params:
@@ -13,7 +14,10 @@ rule evaluate:
         ncp_seeds=lambda wc: list(ncp_inputs(wc.bench)),
         groups=lambda wc: BENCH[wc.bench]["ood"],
         flags=detector_flags(),
+        uncertainty=config["uncertainty"],
+        tuning=lambda wc: tuning_table(wc.bench),
         code=stage_code("evaluate"),
+    threads: config["threads"]  # the bootstrap splits the detectors between threads
     log:
         job_log("evaluate", "bench"),
     conda:

@@ -20,7 +20,7 @@ rule features:
         early=temp(EARLY_SHARD) if FEATURE_SHARDS > 1 else directory(out("early_prototypes")),
     params:
         split=lambda wc: part_split(wc.part),
-        is_id=lambda wc: wc.part in ("train", "test"),
+        is_id=lambda wc: wc.part in ("train", "test", ID_VAL),
         gaia=lambda wc: features_gaia(wc.part),  # + GAIA's statistics (only when a detector reads them)
         batch_size=config["features"]["batch_size"],
         device=config["device"],

@@ -9,6 +9,8 @@ rule figures_detector:
     params:
         figures=figure_params("detector"),
         code=stage_code("figures_detector"),
+    wildcard_constraints:
+        detector=one_of(TABLE),  # a swept detector too: its chosen point's scores
     log:
         job_log("figures_detector", "bench", "{detector}"),
     benchmark:

@@ -8,7 +8,8 @@ rule prototypes:
     output:
         npz=out("prototypes"),
     params:
-        prototypes=lambda wc: prototype_params(wc.source),
+        source=lambda wc: PROTOTYPES[wc.source]["source"],
+        prototypes=lambda wc: PROTOTYPES[wc.source]["params"],
         device=config["device"],
         code=stage_code("prototypes"),
     threads: config["threads"]

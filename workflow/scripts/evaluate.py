@@ -7,4 +7,5 @@ evaluate_stage(snakemake.wildcards.bench, list(snakemake.params.scores),
                dict(snakemake.params.groups), dict(snakemake.params.flags), dict(snakemake.output.items()),
                ncp_inputs={seed: tuple(snakemake.input.ncp[2 * i : 2 * i + 2])
                            for i, seed in enumerate(snakemake.params.ncp_seeds)},
-               index_quality=list(snakemake.params.index_quality))
+               index_quality=list(snakemake.params.index_quality), uncertainty=dict(snakemake.params.uncertainty),
+               tuning=list(snakemake.params.tuning), threads=snakemake.threads)
