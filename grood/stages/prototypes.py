@@ -66,16 +66,18 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
             if Q.shape[0] != num_classes:
                 raise ValueError(f"{early_zarr} holds early prototypes of {Q.shape[0]} classes, the network has "
                                  f"{num_classes}; re-run the features job of the ID training part")
+            info["early_prototypes"] = str(early_zarr)
         else:  # a tuning point (a share of the training rows, another layer): Q of its own, one pass
             if rows is not None:
                 x_train, labels = x_train[rows], labels[rows]
             Q = pr.early_prototypes(model, x_train, labels, num_classes, layer, spec, dev)
+            info.update(early_prototypes=None, early_prototypes_pass=f"this job's, over {len(x_train)} training images")
         rng = np.random.default_rng(seed)
         n_mix = min(int(params["n_mix"]), len(x_train))
         pick = np.sort(rng.choice(len(x_train), n_mix, replace=False))
         h_mix = pr.mixup_features(model, x_train[pick], Q, layer, float(params["lam"]), spec, dev)
         p_ood = h_mix.mean(0)
-        info.update(layer=layer, lam=float(params["lam"]), n_mix=n_mix, early_prototypes=str(early_zarr))
+        info.update(layer=layer, lam=float(params["lam"]), n_mix=n_mix)
     elif source == "noise":
         noise = pr.noise_candidates(int(params["noise_n"]), spec, seed)
         out = forward_batches(model, noise, spec, dev, name="noise prototype")

@@ -162,6 +162,7 @@ def test_disagreement_fails_the_command(monkeypatch, capsys):
 # ------------------------------------------------------------------------------ scale cases (7–9)
 
 
+@pytest.mark.slow  # a child-process benchmark: the slow tier
 def test_rss_case(tmp_path):
     rows = bench_scale.case_rss(**TINY["rss"], workdir=tmp_path)
     check_rows(rows, 7, 6)  # (gradients, ivf_pq, flat) × (N, 3N)
@@ -172,6 +173,7 @@ def test_rss_case(tmp_path):
     assert list(tmp_path.iterdir()) == []  # stores and indexes cleaned up
 
 
+@pytest.mark.slow  # a child-process benchmark: the slow tier
 def test_child_peak_rss_is_its_own(tmp_path):
     """A child's peak must not include the parent's memory (Linux carries ru_maxrss across exec)."""
     held = np.ones(300 << 17)  # 300 MB, touched, in this process

@@ -27,19 +27,21 @@ RULES_DIR = REPO / "workflow" / "rules"
 SCRIPTS_DIR = REPO / "workflow" / "scripts"
 
 
-def _rules() -> dict[str, str]:
-    """Every rule and checkpoint of the workflow (but ``all``) → the text of its definition; not the
-    in-process rules (``run:``, e.g. tuned_scores: a copy), which run no script and no stage."""
+def _rules(in_process: bool) -> dict[str, str]:
+    """Every rule and checkpoint of the workflow (but ``all``) → the text of its definition: those
+    that run a script, or (``in_process``) those with a ``run:`` block instead (score_local and
+    fit_local run a stage; tuned_detector and tuned_scores copy a file)."""
     rules = {}
     for smk in sorted(RULES_DIR.glob("*.smk")):
         text = smk.read_text()
         for m in re.finditer(r"^( *)(?:rule|checkpoint) (\w+):\n((?:\1 +.*\n|\s*\n)*)", text, re.M):
-            if not re.search(r"^\s+run:", m.group(3), re.M):
+            if bool(re.search(r"^\s+run:", m.group(3), re.M)) == in_process:
                 rules[m.group(2)] = m.group(3)
     return rules
 
 
-RULES = _rules()
+RULES = _rules(in_process=False)
+RUN_BLOCK_RULES = _rules(in_process=True)
 #: rules that run a stage inside the Snakemake process (a `run:` block, no script): rule → its stage
 IN_PROCESS = {"score_local": "score", "fit_local": "fit_detector"}
 STAGES = sorted(set(RULES) - set(IN_PROCESS))
@@ -204,7 +206,7 @@ def test_in_process_rules_run_their_stage_and_carry_its_digest(rule):
     grood.stages.<stage> only, and its code param is that stage's digest — so editing the stage
     re-runs both rules' jobs alike."""
     stage = IN_PROCESS[rule]
-    body = RULES[rule]
+    body = RUN_BLOCK_RULES[rule]
     assert re.search(rf'^\s+code=stage_code\("{stage}"\),$', body, re.M), body
     assert "script:" not in body and re.search(r"^\s+run:$", body, re.M), body
     imports = re.findall(r"^\s+from (\S+) import", body, re.M)

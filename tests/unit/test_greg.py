@@ -333,6 +333,7 @@ def test_selection_ties_and_bad_sizes():
 FEW_FONTS = ["fonts-dejavu-extra"]
 
 
+@pytest.mark.slow  # builds a dataset: the slow tier
 def test_font_glyphs_build_deterministic_without_test_letters():
     from grood.data.letters import LETTERS, load_face, mnist_style, named_glyphs
     from grood.data.fonts import font_files
@@ -370,6 +371,7 @@ def test_scrambled_train_never_reads_the_test_split(tmp_path):
     assert (out["y_test"] == -1).all() and out["meta"]["kind_counts"] == {"patch_shuffle": 60, "warp": 60}
 
 
+@pytest.mark.slow  # builds a dataset: the slow tier
 def test_scrambled_train_from_mnist_is_deterministic_and_made_of_training_tiles():
     a = build_dataset("scrambled_train", {"base": "mnist", "n": 400, "seed": 2}, RAW)
     mnist = build_dataset("mnist", {}, RAW)

@@ -125,7 +125,11 @@ def test_prototypes_stage_builds_p_ood_from_the_mixed_features(tmp_path, monkeyp
     np.testing.assert_allclose(read_early(tmp_path / "early.zarr", "layer1")[0], q, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got["p_ood"], p_ood, rtol=1e-4, atol=1e-4)
     assert info["lam"] == 0.3 and info["n_mix"] == 25 and info["layer"] == "layer1"
-    with pytest.raises(ValueError, match="stage 'layer1', the mix-up asks for 'layer2'"):
-        prototypes_stage(model_pt, tmp_path / "data.npz", tmp_path / "train.zarr", "mixup",
-                         {"layer": "layer2", "lam": 0.3, "n_mix": 25}, tmp_path / "m2.npz",
-                         early_zarr=tmp_path / "early.zarr")
+    assert info["early_prototypes"] == str(tmp_path / "early.zarr")  # read, not recomputed
+    # a tuning point at another stage than the store's: Q of its own pass over the training images
+    prototypes_stage(model_pt, tmp_path / "data.npz", tmp_path / "train.zarr", "mixup",
+                     {"layer": "layer2", "lam": 0.3, "n_mix": 25}, tmp_path / "m2.npz",
+                     early_zarr=tmp_path / "early.zarr")
+    _, info2 = load_npz(tmp_path / "m2.npz")
+    assert info2["layer"] == "layer2" and info2["early_prototypes"] is None
+    assert info2["early_prototypes_pass"] == "this job's, over 60 training images"
