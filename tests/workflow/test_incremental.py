@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY, assert_plan, job, planned, snakemake, write_config
+from conftest import REPO, TINY, Job, assert_plan, job, planned, snakemake, write_config
 from grood.codeversion import closure_files
+from grood.detectors import METHODS
 
 pytestmark = pytest.mark.slow  # every test here starts snakemake
 
@@ -25,6 +26,27 @@ BENCH, SEED, RUN = "tiny", "0", "results/tiny/seed0"
 DETECTORS = tuple(TINY["detectors"])  # grood, msp, energy
 OODS = tuple(TINY["benchmarks"]["tiny"]["ood"])  # fashion_tiny, gaussian_tiny
 GRAD = {"space": "mixup_ood_T1"}  # the gradient space of the tiny config's grood
+
+
+#: detectors the tests add, by method
+ADDED = {"knn": "knn", "react": "react", "gaia_z": "gaia", "grood_cold": "grood"}
+
+
+def _method(detector: str):
+    return METHODS[TINY["detectors"][detector]["method"] if detector in TINY["detectors"] else ADDED[detector]]
+
+
+def score_job(detector: str, **w) -> Job:
+    """A detector's scoring job: rule score_local where the workflow scores it inside the Snakemake
+    process (no network, no faiss index: workflow/rules/common.smk), else score."""
+    cls = _method(detector)
+    return job("score" if cls.needs_network or cls.state_indexes else "score_local", detector=detector, **w)
+
+
+def fit_job(detector: str, **w) -> Job:
+    """A detector's fitting job: rule fit_local where it learns nothing from the training set, else fit_detector."""
+    cls = _method(detector)
+    return job("fit_detector" if cls.fit_requires or cls.state_indexes else "fit_local", detector=detector, **w)
 
 
 FIGURE_PARTS = ("train", "test", OODS[0])  # the gradient-space figure's sets (first seed, first near set)
@@ -36,7 +58,7 @@ def part_jobs(part: str, detectors=DETECTORS, seed: str = SEED) -> set[Job]:
     w = {"bench": BENCH, "seed": seed}
     jobs = {job("features", part=part, **w), job("gradients", part=part, **GRAD, **w)}
     if part != "train":
-        jobs |= {job("score", detector=d, part=part, **w) for d in detectors}
+        jobs |= {score_job(d, part=part, **w) for d in detectors}
         if seed == SEED:
             jobs |= pages(*detectors)
     if seed == SEED and part in FIGURE_PARTS:
@@ -122,7 +144,7 @@ def test_adding_a_seed_runs_only_that_seed(tiny_copy, tmp_path):
     cfg = write_config(tmp_path, lambda c: c.update(seeds=[0, 1]))
     w = {"bench": BENCH, "seed": "1"}
     expected = {job("train", **w), job("prototypes", source="mixup", **w),
-                *(job("fit_detector", detector=d, **w) for d in DETECTORS),
+                *(fit_job(d, **w) for d in DETECTORS),
                 *(j for part in ("train", "test", *OODS) for j in part_jobs(part, seed="1")),
                 *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
@@ -131,8 +153,8 @@ def test_adding_a_seed_runs_only_that_seed(tiny_copy, tmp_path):
 def test_changed_detector_params_rerun_only_its_fit_and_scores(tiny_copy, tmp_path):
     cfg = write_config(tmp_path, lambda c: c["detectors"]["grood"].update(k=2))
     w = {"bench": BENCH, "seed": SEED}
-    expected = {job("fit_detector", detector="grood", **w),
-                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *pages("grood"),
+    expected = {fit_job("grood", **w),
+                *(score_job("grood", part=p, **w) for p in ("test", *OODS)), *pages("grood"),
                 *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
 
@@ -140,8 +162,8 @@ def test_changed_detector_params_rerun_only_its_fit_and_scores(tiny_copy, tmp_pa
 def test_adding_a_detector_runs_only_its_jobs(tiny_copy, tmp_path):
     cfg = write_config(tmp_path, lambda c: c["detectors"].update(knn={"method": "knn", "k": 5}))
     w = {"bench": BENCH, "seed": SEED}
-    expected = {job("fit_detector", detector="knn", **w),
-                *(job("score", detector="knn", part=p, **w) for p in ("test", *OODS)), *pages("knn"),
+    expected = {fit_job("knn", **w),
+                *(score_job("knn", part=p, **w) for p in ("test", *OODS)), *pages("knn"),
                 *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
 
@@ -150,8 +172,8 @@ def test_adding_a_head_detector_runs_only_its_jobs(tiny_copy, tmp_path):
     """ReAct fits on the classifier head: its fit job reads the checkpoint, nothing else re-runs."""
     cfg = write_config(tmp_path, lambda c: c["detectors"].update(react={"method": "react"}))
     w = {"bench": BENCH, "seed": SEED}
-    expected = {job("fit_detector", detector="react", **w),
-                *(job("score", detector="react", part=p, **w) for p in ("test", *OODS)), *pages("react"),
+    expected = {fit_job("react", **w),
+                *(score_job("react", part=p, **w) for p in ("test", *OODS)), *pages("react"),
                 *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
 
@@ -161,7 +183,7 @@ def test_adding_a_gaia_detector_reruns_the_scored_parts_features(tiny_copy, tmp_
     GAIA detector re-runs those and what reads them, never the training part's."""
     cfg = write_config(tmp_path, lambda c: c["detectors"].update(gaia_z={"method": "gaia", "variant": "z"}))
     w = {"bench": BENCH, "seed": SEED}
-    expected = {job("fit_detector", detector="gaia_z", **w), *AGGREGATES,
+    expected = {fit_job("gaia_z", **w), *AGGREGATES,
                 *(j for part in ("test", *OODS) for j in part_jobs(part, (*DETECTORS, "gaia_z")))}
     assert_plan(planned(tiny_copy, cfg), expected)
 
@@ -171,7 +193,7 @@ def test_changed_training_params_rerun_everything_downstream_of_train(tiny_copy,
     w = {"bench": BENCH, "seed": SEED}
     # msp/energy fit nothing (no inputs): their stored detectors do not depend on the model
     expected = {job("train", **w), job("prototypes", source="mixup", **w),
-                job("fit_detector", detector="grood", **w),
+                fit_job("grood", **w),
                 *(j for part in ("train", "test", *OODS) for j in part_jobs(part)), *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)  # not the data card: it shows roles, not training
 
@@ -185,8 +207,8 @@ def test_changed_prototype_params_rerun_only_the_prototype_that_uses_them(tiny_c
     w = {"bench": BENCH, "seed": SEED}
     expected = {job("prototypes", source="mixup", **w),
                 *(job("gradients", part=p, **GRAD, **w) for p in ("train", "test", *OODS)),
-                job("fit_detector", detector="grood", **w),
-                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *pages("grood"),
+                fit_job("grood", **w),
+                *(score_job("grood", part=p, **w) for p in ("test", *OODS)), *pages("grood"),
                 METHOD_FIGURES, *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
 
@@ -260,8 +282,8 @@ def test_edited_grood_module_reruns_only_the_stages_that_reach_it_and_downstream
     # job draws from the one figure catalog, so each reaches what any figure draws with
     assert reached_by("grood/method/gradients.py") == {"gradients", *figures}
     expected = {*(job("gradients", part=p, **GRAD, **w) for p in ("train", "test", *OODS)),
-                job("fit_detector", detector="grood", **w),
-                *(job("score", detector="grood", part=p, **w) for p in ("test", *OODS)), *pages(*DETECTORS),
+                fit_job("grood", **w),
+                *(score_job("grood", part=p, **w) for p in ("test", *OODS)), *pages(*DETECTORS),
                 METHOD_FIGURES, *AGGREGATES}
     assert_plan(plan_after_editing("grood/method/gradients.py"), expected)
 
@@ -282,8 +304,8 @@ def test_gradient_temperature_is_a_param_not_parsed_from_the_path(tiny_copy, tmp
     w = {"bench": BENCH, "seed": SEED}
     space = {"space": "mixup_ood_T1e-05"}
     expected = {*(job("gradients", part=p, **space, **w) for p in ("train", "test", *OODS)),
-                job("fit_detector", detector="grood_cold", **w),
-                *(job("score", detector="grood_cold", part=p, **w) for p in ("test", *OODS)), *pages("grood_cold"),
+                fit_job("grood_cold", **w),
+                *(score_job("grood_cold", part=p, **w) for p in ("test", *OODS)), *pages("grood_cold"),
                 *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
     store = f"{RUN}/gradients/mixup_ood_T1e-05/test.zarr"
