@@ -61,8 +61,8 @@ def job(rule: str, **wildcards: str) -> Job:
 def parse_dry_run(text: str) -> dict[Job, str]:
     """The jobs a ``snakemake --dry-run`` would run: (rule, sorted wildcards) → Snakemake's reason."""
     jobs = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
-        m = re.match(r"(?:local)?rule (\w+):", block)
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", text):
+        m = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block)
         if not m:
             continue
         wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
