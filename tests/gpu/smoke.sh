@@ -151,11 +151,13 @@ elif not cpu_only:
 # the canonical exact search: same bits on 1 and N threads, and on the GPU when faiss has one
 feats = work / "results_cpu" / "check" / "seed0" / "features"
 if (feats / "train.zarr").exists() and (feats / "test.zarr").exists():
-    import faiss
+    import os
+
     import yaml
 
     from grood.search.build import build_index
     from grood.search.query import exact_kth_distance
+    from grood.search.vectors import search_threads
     from grood.storage.files import read_zarr
 
     train, _ = read_zarr(feats / "train.zarr", ["features"])
@@ -164,18 +166,19 @@ if (feats / "train.zarr").exists() and (feats / "test.zarr").exists():
     k_knn = yaml.safe_load((work / "config_cpu.yaml").read_text())["detectors"]["knn"]["k"]
     index = build_index(x)
     ok, notes = True, []
+    n_threads = max(2, os.cpu_count() or 2)
     for k in sorted({1, 10, int(k_knn)}):
-        faiss.omp_set_num_threads(1)
-        one = exact_kth_distance(index, q, k, use_gpu=False)
-        faiss.omp_set_num_threads(max(2, faiss.omp_get_max_threads()))
-        many = exact_kth_distance(index, q, k, use_gpu=False)
+        with search_threads(1):
+            one = exact_kth_distance(index, q, k, use_gpu=False)
+        with search_threads(n_threads):
+            many = exact_kth_distance(index, q, k, use_gpu=False)
         same = np.array_equal(one, many)
         if search_gpu:
             gpu = exact_kth_distance(index, q, k, use_gpu=True)
             same = same and np.array_equal(one, gpu)
         ok &= same
         notes.append(f"k={k} {'identical' if same else 'DIFFERENT'}")
-    where = "1 thread, N threads" + (" and the GPU" if search_gpu else " (no faiss GPU: CPU only)")
+    where = f"1 thread, {n_threads} threads" + (" and the GPU" if search_gpu else " (no faiss GPU: CPU only)")
     row("exact search", ok, f"{len(x)}×{x.shape[1]} train features, {len(q)} queries: {', '.join(notes)} on {where}")
 else:
     row("exact search", False, "the CPU run's features are missing")
