@@ -68,7 +68,7 @@ fi
 
 # ------------------------------------------------------------------ data and configs
 "$PY" -m benchmarks.costcheck "$WORK" --no-run --classes ${SMOKE_CLASSES:-10} --per-class ${SMOKE_PER_CLASS:-40} \
-    --test ${SMOKE_TEST:-100} --ood ${SMOKE_OOD:-60} --pool ${SMOKE_POOL:-600}
+    --test ${SMOKE_TEST:-80} --ood ${SMOKE_OOD:-40} --pool ${SMOKE_POOL:-600}
 "$PY" - "$WORK" "$SEARCH_GPU" "$CORES" <<'EOF'
 import sys
 from pathlib import Path
@@ -131,7 +131,7 @@ if not cpu_only and cpu_m.exists() and gpu_m.exists():
     import pandas as pd
 
     a, b = pd.read_csv(cpu_m), pd.read_csv(gpu_m)
-    keys = [c for c in a.columns if a[c].dtype == object or c == "seed"]
+    keys = [c for c in ("seed", "detector", "ood", "group") if c in a.columns]
     both = a.merge(b, on=keys, suffixes=("_cpu", "_gpu"), validate="one_to_one")
     scale = 100.0 if a["auroc"].max() <= 1.0 else 1.0  # points
     diff = (both["auroc_gpu"] - both["auroc_cpu"]).abs() * scale
