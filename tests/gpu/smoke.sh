@@ -57,7 +57,8 @@ else
         exit 2
     fi
     nvidia-smi -L
-    NFAISS=$("$PY" -c 'import faiss; print(faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0)' 2>/dev/null || echo 0)
+    NFAISS=$("$PY" -c 'import faiss; print(faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0)' 2>/dev/null | tail -n 1 || true)
+    [[ $NFAISS =~ ^[0-9]+$ ]] || NFAISS=0
     if [[ $NFAISS -ge 1 ]]; then
         SEARCH_GPU=true
         echo "smoke: faiss sees $NFAISS GPU(s): the GPU run searches on the GPU (search: {gpu: true})"
