@@ -29,14 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 POOL = 96
 
 
-def write_data(root: Path, classes: int, per_class: int, test_per_class: int, ood: int, seed: int = 0) -> None:
+def write_data(root: Path, classes: int, per_class: int, test_per_class: int, ood: int, seed: int = 0,
+               pool_size: int = POOL) -> None:
     import shutil
 
     from benchmarks.throughput import write_jpegs
 
     large, lists = root / "images_largescale", root / "benchmark_imglist" / "check"
     lists.mkdir(parents=True, exist_ok=True)
-    pool = write_jpegs(root / "pool", POOL, seed=seed)
+    pool = write_jpegs(root / "pool", pool_size, seed=seed)
     count = 0
 
     def files(folder: Path, n: int) -> list[str]:
@@ -44,7 +45,7 @@ def write_data(root: Path, classes: int, per_class: int, test_per_class: int, oo
         folder.mkdir(parents=True, exist_ok=True)
         out = []
         for i in range(n):
-            shutil.copyfile(pool[count % POOL], folder / f"img{i:05d}.JPEG")
+            shutil.copyfile(pool[count % pool_size], folder / f"img{i:05d}.JPEG")
             out.append((folder / f"img{i:05d}.JPEG").relative_to(large).as_posix())
             count += 1
         return out
@@ -103,13 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-class", type=int, default=120, help="training images per class")
     ap.add_argument("--test", type=int, default=600, help="ID test images (split over the classes)")
     ap.add_argument("--ood", type=int, default=300, help="images per OOD set")
+    ap.add_argument("--pool", type=int, default=POOL,
+                    help="distinct JPEGs encoded (every image is a copy of one; as many as images: no duplicates)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--no-run", action="store_true", help="write the data and config only")
     args = ap.parse_args(argv)
     root = args.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
     if not (root / "data").exists():
-        write_data(root / "data", args.classes, args.per_class, max(1, args.test // args.classes), args.ood)
+        write_data(root / "data", args.classes, args.per_class, max(1, args.test // args.classes), args.ood,
+                   pool_size=args.pool)
     if not (root / "resnet18_random.pt").exists():
         write_checkpoint(root / "resnet18_random.pt", args.classes)
     config = check_config(root, args.classes, args.per_class)
