@@ -1,5 +1,6 @@
-"""Determinism on CPU, end to end: the tiny config run a second time in another directory gives
-the shared ``tiny_run``'s metrics.csv byte for byte and every array exactly.  Provenance metadata
+"""Determinism on CPU, end to end: the tiny config run a second time in another directory, with
+every job in its own process (``in_process: false``), gives the shared ``tiny_run``'s metrics.csv
+byte for byte and every array exactly.  Provenance metadata
 (creation times) is allowed to differ; nothing numeric is."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import snakemake
+from conftest import RAW_CACHE, snakemake
 from grood.storage import load_npz, read_zarr
 
 
@@ -58,8 +59,9 @@ def _differences(a_root: Path, b_root: Path) -> list[str]:
 @pytest.mark.slow
 def test_two_tiny_runs_are_identical(tiny_run, tmp_path_factory):
     second = tmp_path_factory.mktemp("tiny_run_again")
-    snakemake(second)
+    # every job its own process: the same bits (the second --config replaces the first: repeat raw_dir)
+    snakemake(second, "--config", f"raw_dir={RAW_CACHE}", "in_process=false")
     diffs = _differences(tiny_run, second)
     assert not diffs, "the second run differs:\n  " + "\n  ".join(diffs)
     n_stores = len(list((tiny_run / RUN).glob("*/**/*.zarr")))
-    assert n_stores == 8, n_stores  # 4 feature + 4 gradient stores were compared
+    assert n_stores == 12, n_stores  # 4 feature, 4 gradient and 4 early-prototype stores were compared

@@ -548,6 +548,12 @@ def needs_network(detector):
 # in_process): scoring with a detector that needs neither the network nor a faiss index, and fitting
 # one that learns nothing from the training set. Same stage functions, same bytes, no process start-up.
 IN_PROCESS = config["in_process"] in (True, "true")
+if IN_PROCESS:
+    # the in-process jobs compute with one BLAS thread, as the script jobs do (Snakemake gives those
+    # OMP_NUM_THREADS=1): another thread count changes float sums in the last bit (Mahalanobis' scores)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def scores_in_process(detector):
