@@ -171,8 +171,13 @@ class IndexedDetector(Detector):
 
     def kth_distance(self, queries, name: str) -> np.ndarray:
         """``d`` of every query in the detector's own index; refused for an index-sharded fit.  An
-        exact (flat) index gives the canonical float64 distance (:func:`grood.search.exact_kth_distance`:
-        independent of thread count and device), an approximate one faiss's (or our IVF-Flat search's)."""
+        exact (flat) index searched on a GPU gives the canonical float64 distance
+        (:func:`grood.search.exact_kth_distance`: the same bits as on the CPU); on the CPU, faiss's
+        own float32 distance on the job's thread (one in the workflow: its last bit depends on the
+        thread count).  The canonical search is not the CPU default because it slows down badly
+        when many indexed vectors tie at the k-th distance (GROOD's training gradients of saturated
+        softmaxes are all exactly zero), which it must resolve by growing the candidate set.  An
+        approximate index gives faiss's (or our IVF-Flat search's) distance."""
         from grood import search as faiss_index
 
         if not hasattr(self, "index_"):
@@ -184,7 +189,9 @@ class IndexedDetector(Detector):
                     f"shard files])), as the workflow's score rule does, or fit it again with shards.index: 1")
             raise ValueError(f"{type(self).__name__} is not fitted (it has no index); call fit() first")
         spec = self.index_spec
-        if spec.exact:
+        from grood.search.query import wants_gpu
+
+        if spec.exact and wants_gpu(self.use_gpu):
             return faiss_index.exact_kth_distance(self.index_, queries, self.k, spec.metric, self.use_gpu, name=name)
         return faiss_index.kth_distance(self.index_, queries, self.k, spec.metric, self.use_gpu, name=name)
 
