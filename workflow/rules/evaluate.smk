@@ -20,6 +20,8 @@ rule evaluate:
     threads: config["threads"]  # the bootstrap splits the detectors between threads
     log:
         job_log("evaluate", "bench"),
+    benchmark:
+        job_benchmark("evaluate", "bench")
     conda:
         "../../environment.yml"
     script:
