@@ -117,7 +117,7 @@ def test_command_plans(checkout, page, words):
         rated = {dict(w)["detector"] for r, w in jobs if r == "index_quality"}
         assert rated == {"grood_ivf", "grood_pq"}, rated
     if "more_detectors.yaml" in words:  # the suite and the extra detector
-        fitted = {dict(w)["detector"] for r, w in jobs if r == "fit_detector"}
+        fitted = {dict(w)["detector"] for r, w in jobs if r in ("fit_detector", "fit_local")}
         assert {"grood_k10", "odin", "mahalanobis", "knn"} <= fitted, fitted
     if any(w.startswith("shards=") for w in words):
         assert rules >= {"features_gather", "score_gather"}
