@@ -97,22 +97,18 @@ def _digest(path: Path) -> str:
 
 
 def build_imglist(p: dict, raw_dir: Path) -> dict:
-    from .ondisk import _subset_files
+    from .ondisk import subset_lists
 
     root = Path(p["root"])
     lists_in = {"test": Path(p["path"]), **({"train": Path(p["train"])} if p["train"] else {})}
-    lists, upstream_counts = {}, {}
+    read = {}
     for split, list_file in lists_in.items():
         rel, y = read_list(list_file, root)
         if split == "train" and (y < 0).any():
             raise DataError(f"source 'imglist': the training list {list_file} has images without a class "
                             f"label (-1); a training split needs labels ≥ 0")
-        upstream_counts[split] = len(y)
-        keep = _subset_files(rel, y, p, split)
-        if len(keep) == 0:
-            raise DataError(f"source 'imglist': no {split} images of {list_file} are left after "
-                            f"`classes`/`max_{split}`")
-        lists[split] = ([rel[i] for i in keep], y[keep])
+        read[split] = (rel, y)
+    lists, upstream_counts = subset_lists(read, p, "imglist", lambda split: f"of {lists_in[split]}")
     upstream = [{"kind": "image list", "file": str(f), "sha256": _digest(f), "root": str(root)}
                 for f in lists_in.values()]
     meta = {"upstream": upstream, "path": str(root), "class_names": [], "upstream_counts": upstream_counts,

@@ -408,6 +408,21 @@ def check_image_folder(p: dict, source: str) -> None:
                         f"and 1 (exclusive), got {f!r}")
 
 
+def subset_lists(lists: dict, p: dict, source: str, where) -> tuple[dict, dict]:
+    """``({split: (files, labels) kept by classes + max_*}, {split: files before})`` of ``lists``
+    (:func:`_subset_files`, in ``lists``' order); a split left empty is an error naming it and
+    ``where(split)``, the files' place ("in <folder>", "of <list file>")."""
+    kept, upstream_counts = {}, {}
+    for split, (files, y) in lists.items():
+        upstream_counts[split] = len(y)
+        keep = _subset_files(files, y, p, split)
+        if len(keep) == 0:
+            raise DataError(f"source {source!r}: no {split} images {where(split)} are left after "
+                            f"`classes`/`max_{split}`")
+        kept[split] = ([files[i] for i in keep], y[keep])
+    return kept, upstream_counts
+
+
 def _subset_files(files: list[Path], y: np.ndarray, p: dict, split: str) -> np.ndarray:
     """The indices build_dataset's ``classes`` + ``max_*`` would keep, so only they are decoded."""
     keep = np.arange(len(y))
@@ -464,17 +479,8 @@ def list_image_folder(p: dict) -> tuple[dict[str, tuple[list[Path], np.ndarray]]
             lists["train"] = ([files[i] for i in train], y[train])
         lists["test"] = ([files[i] for i in test], y[test])
 
-    kept, upstream_counts = {}, {}
-    for s in ("train", "test"):
-        if s not in lists:
-            continue
-        files, y = lists[s]
-        upstream_counts[s] = len(y)
-        keep = _subset_files(files, y, p, s)
-        if len(keep) == 0:
-            raise DataError(f"source 'image_folder': no {s} images in {path} are left after "
-                            f"`classes`/`max_{s}`")
-        kept[s] = ([files[i] for i in keep], y[keep])
+    kept, upstream_counts = subset_lists({s: lists[s] for s in ("train", "test") if s in lists}, p,
+                                         "image_folder", lambda s: f"in {path}")
     empty = sorted({e for _, _, es in collections.values() for e in es})
     meta = {"upstream": [{"kind": "user folder", "path": str(path)}], "path": str(path),
             "class_names": names, "upstream_counts": upstream_counts,

@@ -319,16 +319,7 @@ def _check_scrambled_train(p: dict, source: str) -> None:
         with_train = sorted(n for n, s in REGISTRY.items() if s.train_split)
         raise DataError(f"param 'base' of source {source!r} must be a source with a training split "
                         f"({', '.join(with_train)}), got {base!r}")
-    if not isinstance(p["base_params"], dict):
-        raise DataError(f"param 'base_params' of source {source!r} must be a mapping of the base "
-                        f"source's params, got {p['base_params']!r}")
-    if p["base_params"].get("split") == "test":
-        raise DataError(f"param 'base_params' of source {source!r}: split 'test' leaves no training "
-                        f"images to scramble (and the test split must never be used); remove it")
-    try:
-        p["base_params"] = resolve_params(base, p["base_params"])
-    except DataError as e:
-        raise DataError(f"param 'base_params' of source {source!r}: {e}") from None
+    _resolve_base_params(p, source, refuse_test_split="leaves no training images to scramble")
     outliers.check_scramble_options(p, source)
 
 
@@ -339,14 +330,23 @@ def _check_holdout(p: dict, source: str) -> None:
         ok = sorted(n for n, s in REGISTRY.items() if s.train_split and s.labelled and not s.derived)
         raise DataError(f"param 'base' of source {source!r} must be a labelled source with a training split "
                         f"({', '.join(ok)}), got {base!r}")
+    _resolve_base_params(p, source)
+    holdout.check_holdout(p, source)
+
+
+def _resolve_base_params(p: dict, source: str, refuse_test_split: str | None = None) -> None:
+    """``p["base_params"]``, a mapping of the base source's params, checked and completed by that source
+    in place; ``refuse_test_split``: why a derived source refuses the base's test split, if it does."""
     if not isinstance(p["base_params"], dict):
         raise DataError(f"param 'base_params' of source {source!r} must be a mapping of the base "
                         f"source's params, got {p['base_params']!r}")
+    if refuse_test_split and p["base_params"].get("split") == "test":
+        raise DataError(f"param 'base_params' of source {source!r}: split 'test' {refuse_test_split} "
+                        f"(and the test split must never be used); remove it")
     try:
-        p["base_params"] = resolve_params(base, p["base_params"])
+        p["base_params"] = resolve_params(p["base"], p["base_params"])
     except DataError as e:
         raise DataError(f"param 'base_params' of source {source!r}: {e}") from None
-    holdout.check_holdout(p, source)
 
 
 # --------------------------------------------------------------------------------------------

@@ -196,6 +196,18 @@ class IndexedDetector(Detector):
         return faiss_index.kth_distance(self.index_, queries, self.k, spec.metric, self.use_gpu, name=name)
 
 
+def scores_from_arrays(detector) -> bool:
+    """Whether a detector (class or instance) scores from cached arrays alone — no network, no faiss
+    index — so the workflow may score it inside the Snakemake process (rule score_local)."""
+    return not detector.needs_network and not detector.state_indexes
+
+
+def learns_nothing(detector) -> bool:
+    """Whether a detector (class or instance) fits nothing from the training set — so the workflow
+    may store it inside the Snakemake process (rule fit_local)."""
+    return not detector.fit_requires and not detector.state_indexes
+
+
 def check_finite(name: str, values: np.ndarray) -> np.ndarray:
     """Refuse NaN/inf scores or inputs: a silent AUROC over NaN would be a lie."""
     values = np.asarray(values)

@@ -136,9 +136,29 @@ class ReAct(_HeadDetector):
         return energy_of(np.minimum(h, self.threshold_), self.weight_, self.bias_)
 
 
-class ASH(_HeadDetector):
+class _TopKShaping(_HeadDetector):
+    """A head detector that reshapes each sample's non-negative activations by its top ``percentile``
+    share (ASH, SCALE: ``_shape``), then scores the energy of the head on them."""
+
+    method_name = ""  # the config's method name, in errors
+
+    def fit(self, features, logits, head_weight, head_bias, **_) -> "_TopKShaping":
+        self._fit_head(features, logits, head_weight, head_bias)
+        _check_kept(self.method_name, self.weight_.shape[1], self.percentile)
+        return self
+
+    def score(self, features, **_) -> np.ndarray:
+        h = _nonnegative(self.method_name, self._score_features(features))
+        return energy_of(self._shape(h), self.weight_, self.bias_)
+
+    def _shape(self, h: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ASH(_TopKShaping):
     """ASH-S/-B/-P (``variant`` ``s``, ``b``, ``p``) on the penultimate features, then energy."""
 
+    method_name = "ash"
     sweep_grid = {"percentile": [65, 70, 75, 80, 85, 90, 95]}
     VARIANTS = ("s", "b", "p")
 
@@ -150,33 +170,22 @@ class ASH(_HeadDetector):
         self.percentile = _check_percent("ash", "percentile", percentile,
                                          "the share of each sample's activations set to zero, e.g. 90")
 
-    def fit(self, features, logits, head_weight, head_bias, **_) -> "ASH":
-        self._fit_head(features, logits, head_weight, head_bias)
-        _check_kept("ash", self.weight_.shape[1], self.percentile)
-        return self
-
-    def score(self, features, **_) -> np.ndarray:
-        h = _nonnegative("ash", self._score_features(features))
-        return energy_of(ash(h, self.percentile, self.variant), self.weight_, self.bias_)
+    def _shape(self, h: np.ndarray) -> np.ndarray:
+        return ash(h, self.percentile, self.variant)
 
 
-class SCALE(_HeadDetector):
+class SCALE(_TopKShaping):
     """SCALE: ``h·exp(s1/s2)`` (no pruning), then energy."""
 
+    method_name = "scale"
     sweep_grid = {"percentile": [50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 97, 99]}
 
     def __init__(self, percentile: float = 85.0):
         self.percentile = _check_percent("scale", "percentile", percentile,
                                          "the share of activations left out of s2, e.g. 85")
 
-    def fit(self, features, logits, head_weight, head_bias, **_) -> "SCALE":
-        self._fit_head(features, logits, head_weight, head_bias)
-        _check_kept("scale", self.weight_.shape[1], self.percentile)
-        return self
-
-    def score(self, features, **_) -> np.ndarray:
-        h = _nonnegative("scale", self._score_features(features))
-        return energy_of(scale(h, self.percentile), self.weight_, self.bias_)
+    def _shape(self, h: np.ndarray) -> np.ndarray:
+        return scale(h, self.percentile)
 
 
 def _check_kept(method: str, width: int, percentile: float) -> None:

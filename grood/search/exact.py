@@ -15,9 +15,7 @@ canonical:
    is the largest candidate distance and ``ε`` bounds faiss's float32 error
    (``γ_{D+2} (‖q‖ + max‖x‖)²``, the standard dot-product rounding bound, doubled): every vector
    faiss did not return is then strictly farther.  Queries where it is not certain are searched
-   again with twice the margin, until it is or every vector is a candidate; after
-   :data:`FLOAT32_ROUNDS` rounds the candidates of the queries still uncertain are proposed in
-   float64 (:func:`propose_float64`), whose error bound is 2⁻²⁹ of float32's.
+   again with twice the margin, until it is or every vector is a candidate.
 
 The top-k of a set of rows is then a pure function of the rows, so the merge of the shards' top-k
 (:func:`merge_topk`) equals the top-k of their union exactly, ties included.  For the same reason
@@ -46,16 +44,9 @@ RERANK_BYTES = 64 << 20
 PAD_ID = -1
 
 
-#: float32 proposal rounds before the uncertain queries are proposed in float64 (:func:`propose_float64`)
-FLOAT32_ROUNDS = 2
-#: query rows and vector rows of one float64 distance block of :func:`propose_float64` (≈ 256 MB)
-F64_QUERY_ROWS, F64_VECTOR_ROWS = 512, 65536
-
-
-def error_bound(query_norms: np.ndarray, max_norm: float, d: int, unit: float = _U) -> np.ndarray:
-    """Twice the worst-case error of a squared distance ``‖q‖² + ‖x‖² − 2 q·x`` computed with unit
-    roundoff ``unit`` for each query: faiss's float32 one by default."""
-    gamma = (d + 2) * unit / (1.0 - (d + 2) * unit)
+def error_bound(query_norms: np.ndarray, max_norm: float, d: int) -> np.ndarray:
+    """Twice the worst-case error of faiss's float32 squared distance for each query."""
+    gamma = (d + 2) * _U / (1.0 - (d + 2) * _U)
     return 2.0 * gamma * (np.asarray(query_norms, dtype=np.float64) + max_norm) ** 2
 
 
@@ -97,31 +88,6 @@ def canonical_distances(q: np.ndarray, x: np.ndarray, cand: np.ndarray, threads:
     return out
 
 
-def propose_float64(x: np.ndarray, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(largest proposed distance, positions (B, kk))``: each query's ``kk`` nearest storage rows
-    by ``‖q‖² + ‖x‖² − 2 q·x`` in float64, block by block (the rows are never in float64 whole).
-    Its error is 2⁻²⁹ of faiss's float32 one, so where a float32 proposal cannot be told apart from
-    the vectors it left out (many vectors at nearly the k-th distance, e.g. the GROOD gradients of
-    confident ID images, whose float32 error bound exceeds their spread), this one can."""
-    best_d = np.full((len(q), kk), np.inf)
-    best_p = np.zeros((len(q), kk), dtype=np.int64)
-    q64 = q.astype(np.float64)
-    qn = np.square(q64).sum(1)
-    for a in range(0, len(q), F64_QUERY_ROWS):
-        qa, qna = q64[a : a + F64_QUERY_ROWS], qn[a : a + F64_QUERY_ROWS]
-        bd, bp = best_d[a : a + F64_QUERY_ROWS], best_p[a : a + F64_QUERY_ROWS]
-        for b in range(0, len(x), F64_VECTOR_ROWS):
-            xb = x[b : b + F64_VECTOR_ROWS].astype(np.float64)
-            dist = qna[:, None] + np.square(xb).sum(1)[None] - 2.0 * (qa @ xb.T)
-            both_d = np.concatenate([bd, dist], 1)
-            both_p = np.concatenate([bp, np.broadcast_to(np.arange(b, b + len(xb)), dist.shape)], 1)
-            keep = np.argpartition(both_d, kk - 1, axis=1)[:, :kk] if both_d.shape[1] > kk else \
-                np.broadcast_to(np.arange(both_d.shape[1]), both_d.shape)
-            bd[:] = np.take_along_axis(both_d, keep, 1)
-            bp[:] = np.take_along_axis(both_p, keep, 1)
-    return best_d.max(1), best_p
-
-
 def rank_topk(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the ``k`` smallest by (distance, id); padding (inf, -1) sorts last."""
     order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), dist), axis=1)[:, :k]
@@ -157,18 +123,13 @@ def exact_topk(index, queries: np.ndarray, k: int, metric: str = "l2", margin: i
     rounds = 0
     while len(todo):
         kk = min(n, k + extra)
-        if rounds < FLOAT32_ROUNDS:
-            proposed = propose(q[todo], kk) if propose is not None else None
-            approx, cand = proposed if proposed is not None else index_search(index, q[todo], kk)
-            pos = _positions(cand, row_ids)
-            last, bound = approx[:, -1].astype(np.float64), eps[todo]
-        else:  # float32 cannot decide these: propose in float64, whose error bound is 2⁻²⁹ as large
-            last, pos = propose_float64(x, q[todo], kk)
-            bound = eps[todo] * (error_bound(1.0, 0.0, d, 2.0**-53) / error_bound(1.0, 0.0, d))
+        proposed = propose(q[todo], kk) if propose is not None else None
+        approx, cand = proposed if proposed is not None else index_search(index, q[todo], kk)
+        pos = _positions(cand, row_ids)
         exact = canonical_distances(q[todo], x, pos)
         rid = row_ids[pos]
         top_d, top_i = rank_topk(exact, rid, min(k, kk))
-        certain = (kk == n) | (top_d[:, -1] < last - bound)
+        certain = (kk == n) | (top_d[:, -1] < approx[:, -1].astype(np.float64) - eps[todo])
         done = todo[certain]
         out_d[done, : top_d.shape[1]] = top_d[certain]
         out_i[done, : top_i.shape[1]] = top_i[certain]

@@ -52,7 +52,7 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
     info: dict = {"source": source, "uses_ood_data": source in OOD_DATA_SOURCES,
                   **({"train_share": share, "n_train_rows": int(len(rows))} if rows is not None else {})}
     if source == "mixup":
-        from grood.method.early_store import open_early, read_early
+        from grood.method.early_store import open_early
 
         layer = params["layer"]
         if early_zarr is None:
@@ -61,8 +61,9 @@ def prototypes_stage(model_pt, data_npz, train_features_zarr, source: str, param
         if len(x_train) != len(labels):
             raise ValueError(f"{data_npz} holds {len(x_train)} training images, its features {len(labels)} rows; "
                              f"re-run the features job of the ID training part")
-        if rows is None and open_early(early_zarr)[1].get("layer") == layer:
-            Q, _ = read_early(early_zarr, layer)  # summed in the features pass over the training part
+        stored, attrs = open_early(early_zarr)
+        if rows is None and attrs.get("layer") == layer:
+            Q = np.asarray(stored[...])  # summed in the features pass over the training part
             if Q.shape[0] != num_classes:
                 raise ValueError(f"{early_zarr} holds early prototypes of {Q.shape[0]} classes, the network has "
                                  f"{num_classes}; re-run the features job of the ID training part")

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from grood.detectors import METHODS, make_detector
+from grood.detectors import METHODS, learns_nothing, make_detector, scores_from_arrays
 from grood.detectors.store import save_detector
 from grood.method.gradients import grood_gradients
 from grood.method.vocab import HEAD_ARRAYS
@@ -25,7 +25,7 @@ C, D = 5, 12
 
 def _in_process(cls) -> tuple[bool, bool]:
     """(scored in process, fitted in process) as workflow/rules/common.smk decides, config in_process on."""
-    return (not cls.needs_network and not cls.state_indexes), (not cls.state_indexes and not cls.fit_requires)
+    return scores_from_arrays(cls), learns_nothing(cls)
 
 
 ARRAYS = ("features", "logits", "labels", "gradients", "proto_dist", "pi_ood", "gaia_a", "gaia_z")

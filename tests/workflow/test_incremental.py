@@ -18,7 +18,7 @@ import pytest
 
 from conftest import REPO, TINY, Job, assert_plan, job, planned, snakemake, write_config
 from grood.codeversion import closure_files
-from grood.detectors import METHODS
+from grood.detectors import METHODS, learns_nothing, scores_from_arrays
 
 pytestmark = pytest.mark.slow  # every test here starts snakemake
 
@@ -39,14 +39,12 @@ def _method(detector: str):
 def score_job(detector: str, **w) -> Job:
     """A detector's scoring job: rule score_local where the workflow scores it inside the Snakemake
     process (no network, no faiss index: workflow/rules/common.smk), else score."""
-    cls = _method(detector)
-    return job("score" if cls.needs_network or cls.state_indexes else "score_local", detector=detector, **w)
+    return job("score_local" if scores_from_arrays(_method(detector)) else "score", detector=detector, **w)
 
 
 def fit_job(detector: str, **w) -> Job:
     """A detector's fitting job: rule fit_local where it learns nothing from the training set, else fit_detector."""
-    cls = _method(detector)
-    return job("fit_detector" if cls.fit_requires or cls.state_indexes else "fit_local", detector=detector, **w)
+    return job("fit_local" if learns_nothing(_method(detector)) else "fit_detector", detector=detector, **w)
 
 
 FIGURE_PARTS = ("train", "test", OODS[0])  # the gradient-space figure's sets (first seed, first near set)

@@ -559,14 +559,15 @@ if IN_PROCESS:
 
 
 def scores_in_process(detector):
-    det = detector_object(detector)
-    return (IN_PROCESS and shard_count("score") == 1 and not det.needs_network
-            and not det.state_indexes)
+    from grood.detectors import scores_from_arrays
+
+    return IN_PROCESS and shard_count("score") == 1 and scores_from_arrays(detector_object(detector))
 
 
 def fits_in_process(detector):
-    det = detector_object(detector)
-    return IN_PROCESS and not det.fit_requires and not det.state_indexes
+    from grood.detectors import learns_nothing
+
+    return IN_PROCESS and learns_nothing(detector_object(detector))
 
 
 LOCAL_SCORES = [d for d in DETECTORS if scores_in_process(d)]
