@@ -47,6 +47,8 @@ OUTPUTS: dict[str, str] = {
     # one seed of a benchmark
     "model": SEED_DIR + "/model.pt",
     "train_json": SEED_DIR + "/train.json",
+    # the classifier head z = W h + b as plain arrays, for the detectors fitted on it (ReAct, ASH, …)
+    "head": SEED_DIR + "/head.npz",
     "features": SEED_DIR + "/features/{part}.zarr",
     "prototypes": SEED_DIR + "/prototypes/{source}.npz",
     # the mix-up's early-layer class means Q, accumulated by the features pass over the ID training

@@ -14,6 +14,7 @@ from grood.stages.figures_method import figures_method_stage
 from grood.stages.figures_summary import figures_summary_stage
 from grood.stages.fit_detector import fit_detector_stage
 from grood.stages.gradients import gradients_stage
+from grood.stages.head import head_stage
 from grood.stages.index_quality import index_quality_stage
 from grood.stages.io import load_arrays, load_split, stored_rows
 from grood.stages.prepare_dataset import prepare_dataset_stage
@@ -27,7 +28,7 @@ from grood.stages.tune import tune_stage
 __all__ = [
     "datacard_stage", "evaluate_stage", "features_gather_stage", "features_stage", "figures_detector_stage",
     "figures_method_stage", "figures_summary_stage", "fit_detector_stage",
-    "gradients_stage", "index_quality_stage", "load_arrays", "load_split", "prepare_dataset_stage",
+    "gradients_stage", "head_stage", "index_quality_stage", "load_arrays", "load_split", "prepare_dataset_stage",
     "prototypes_stage", "score_gather_stage", "score_stage", "search_index_shard_stage", "setup_logging", "stored_rows", "train_stage",
     "tune_stage",
 ]

@@ -203,9 +203,16 @@ def scores_from_arrays(detector) -> bool:
 
 
 def learns_nothing(detector) -> bool:
-    """Whether a detector (class or instance) fits nothing from the training set — so the workflow
-    may store it inside the Snakemake process (rule fit_local)."""
+    """Whether a detector (class or instance) fits nothing from the training set: it is stored with
+    its parameters only."""
     return not detector.fit_requires and not detector.state_indexes
+
+
+def fits_from_arrays(detector) -> bool:
+    """Whether a detector (class or instance) is fitted from cached arrays alone — the training
+    stores and the head's arrays, no faiss index — so the workflow may fit it inside the Snakemake
+    process (rule fit_local).  Every detector that learns nothing is one."""
+    return not detector.state_indexes
 
 
 def check_finite(name: str, values: np.ndarray) -> np.ndarray:

@@ -73,27 +73,38 @@ def test_features_with_gaia_keep_the_plain_pass_and_add_its_statistics(run, tmp_
 
 @pytest.mark.parametrize("method", ["react", "ash", "scale", "dice", "vim"])
 def test_head_detectors_fit_on_the_checkpoints_head(run, tmp_path, method):
-    """fit_detector opens only the stored arrays and takes head_weight / head_bias from model.pt:
-    the stored detector scores as one fitted in memory on the model's own fc."""
+    """fit_detector opens only the stored arrays and takes head_weight / head_bias from the head
+    stage's arrays of model.pt, or from model.pt itself: the stored detector scores as one fitted in
+    memory on the model's own fc, and both routes store the same state."""
     from grood.detectors import make_detector
     from grood.detectors.head import head_arrays
+    from grood.detectors.store import load_detector
     from grood.net.training import load_checkpoint
     from grood.stages.fit_detector import fit_detector_stage
+    from grood.stages.head import head_stage
     from grood.stages.score import score_stage
     from grood.storage import read_zarr
 
-    fit_detector_stage(method, {}, [run / "train.zarr"], tmp_path / "det.npz", model_pt=run / "model.pt")
+    head_stage(run / "model.pt", tmp_path / "head.npz")
+    fit_detector_stage(method, {}, [run / "train.zarr"], tmp_path / "det.npz", head_npz=tmp_path / "head.npz")
+    fit_detector_stage(method, {}, [run / "train.zarr"], tmp_path / "ck.npz", model_pt=run / "model.pt")
     score_stage(tmp_path / "det.npz", [run / "test.zarr"], tmp_path / "s.npy")
     train, test = read_zarr(run / "train.zarr")[0], read_zarr(run / "test.zarr")[0]
     det = make_detector(method).fit(**train, **head_arrays(load_checkpoint(run / "model.pt")[0]))
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), det.score(**test))
+    a, b = load_detector(tmp_path / "det.npz").get_state(), load_detector(tmp_path / "ck.npz").get_state()
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_a_head_detector_without_the_checkpoint_names_it(run, tmp_path):
+def test_a_head_detector_without_the_head_names_it(run, tmp_path):
     from grood.stages.fit_detector import fit_detector_stage
+    from grood.storage.files import save_npz
 
-    with pytest.raises(ValueError, match=r"react fits on the classifier head.*pass model_pt"):
+    with pytest.raises(ValueError, match=r"react fits on the classifier head.*pass head_npz.*or model_pt"):
         fit_detector_stage("react", {}, [run / "train.zarr"], tmp_path / "det.npz")
+    save_npz(tmp_path / "other.npz", {"weights": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"react: .*other.npz lacks head_weight, head_bias"):
+        fit_detector_stage("react", {}, [run / "train.zarr"], tmp_path / "det.npz", head_npz=tmp_path / "other.npz")
     assert not (tmp_path / "det.npz").exists()
 
 
@@ -138,12 +149,14 @@ def test_suites_naming_one_detector_twice_or_unknown_are_refused():
 
 
 def test_the_baselines_suite_names_every_new_method_with_valid_params():
-    """Every method added beside the standard twelve is in the baselines suite, and each entry builds."""
+    """Every method added beside the standard twelve is in the baselines suite, or GAIA in a suite of
+    its own (its statistics cost the features jobs backward passes), and each entry builds."""
     from grood.detectors import METHODS, make_detector
 
     suites = _suites()
     methods = {spec["method"] for spec in suites["baselines"].values()}
-    assert methods == {"react", "ash", "scale", "dice", "vim", "gen", "klm", "rmds", "she", "gradorth", "gaia"}
+    assert methods == {"react", "ash", "scale", "dice", "vim", "gen", "klm", "rmds", "she", "gradorth"}
+    assert {spec["method"] for spec in suites["gaia"].values()} == {"gaia"} and set(suites["gaia"]) == {"gaia_a", "gaia_z"}
     assert methods <= set(METHODS) and not methods & {s["method"] for s in suites["standard"].values()}
-    for name, spec in suites["baselines"].items():
+    for name, spec in {**suites["baselines"], **suites["gaia"]}.items():
         make_detector(spec["method"], grood.config.detector_params(spec))

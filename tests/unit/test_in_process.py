@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from grood.detectors import METHODS, learns_nothing, make_detector, scores_from_arrays
+from grood.detectors import METHODS, fits_from_arrays, learns_nothing, make_detector, scores_from_arrays
 from grood.detectors.store import save_detector
 from grood.method.gradients import grood_gradients
 from grood.method.vocab import HEAD_ARRAYS
@@ -25,7 +25,7 @@ C, D = 5, 12
 
 def _in_process(cls) -> tuple[bool, bool]:
     """(scored in process, fitted in process) as workflow/rules/common.smk decides, config in_process on."""
-    return scores_from_arrays(cls), learns_nothing(cls)
+    return scores_from_arrays(cls), fits_from_arrays(cls)
 
 
 ARRAYS = ("features", "logits", "labels", "gradients", "proto_dist", "pi_ood", "gaia_a", "gaia_z")
@@ -55,40 +55,34 @@ def _stores(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_in_process_jobs_never_import_torch_or_faiss_and_give_the_script_bytes(tmp_path):
-    """Every detector the workflow scores in process is fitted here, then scored (and, when it
-    learns nothing, fitted) in a fresh interpreter through the stage functions the ``run:`` blocks
-    call: torch and faiss stay unimported, and the scores equal the in-memory ones bit for bit."""
-    from grood.stages.fit_detector import fit_detector_stage
-    from grood.stages.score import score_stage
+    """Every detector the workflow fits in process is fitted, and every one it scores in process is
+    scored, in a fresh interpreter through the stage functions the ``run:`` blocks call (the head
+    detectors from the head stage's arrays): torch and faiss stay unimported, the fitted states equal
+    in-memory fits and the scores the in-memory ones, bit for bit."""
+    from grood.detectors.store import load_detector
     from grood.storage.chunks import open_arrays
+    from grood.storage.files import save_npz
 
     stores = _stores(tmp_path)
+    save_npz(tmp_path / "head.npz", HEAD_FIT)
     local_scores, local_fits = [], []
     for method, cls in METHODS.items():
         scored, fitted = _in_process(cls)
-        if fitted:
-            local_fits.append(method)
-        if scored:
-            local_scores.append(method)
-            if not fitted and set(cls.fit_requires) & set(HEAD_ARRAYS):  # the head: from a checkpoint
-                det = make_detector(method, {})
-                stored = open_arrays([stores["train"]], [k for k in det.fit_requires if k not in HEAD_ARRAYS])
-                det.fit(**{k: np.asarray(v) for k, v in stored.items()}, **HEAD_FIT)
-                save_detector(det, tmp_path / f"{method}.npz", method=method, index_shards=1, stores=[])
-            elif not fitted:
-                fit_detector_stage(method, {}, [stores["train"]], tmp_path / f"{method}.npz")
+        local_fits += [method] if fitted else []
+        local_scores += [method] if scored else []
     assert {"msp", "energy", "gradnorm", "mahalanobis", "grood_gnorm"} <= set(local_scores)
-    assert {"msp", "odin", "gradnorm"} <= set(local_fits) and "mahalanobis" not in local_fits
+    assert {"msp", "odin", "gradnorm", "mahalanobis", "react", "vim", "gaia"} <= set(local_fits)
+    assert not {"grood", "knn"} & set(local_fits) and learns_nothing(METHODS["odin"])
     assert "odin" not in local_scores and "grood" not in local_scores and "knn" not in local_scores
+    assert set(local_scores) <= set(local_fits)  # a detector scored in process is fitted in process
 
     child = f"""
 import json, sys
 from grood.stages.fit_detector import fit_detector_stage
 from grood.stages.score import score_stage
-from grood.detectors import METHODS
 tmp = {str(tmp_path)!r}
 for m in {local_fits!r}:
-    fit_detector_stage(m, {{}}, [], f"{{tmp}}/{{m}}.npz")
+    fit_detector_stage(m, {{}}, [{str(stores['train'])!r}], f"{{tmp}}/{{m}}.npz", head_npz=f"{{tmp}}/head.npz")
 for m in {local_scores!r}:
     score_stage(f"{{tmp}}/{{m}}.npz", [{str(stores['test'])!r}], f"{{tmp}}/{{m}}.npy", split="test")
 print(json.dumps({{"torch": "torch" in sys.modules, "faiss": "faiss" in sys.modules}}))
@@ -99,18 +93,17 @@ print(json.dumps({{"torch": "torch" in sys.modules, "faiss": "faiss" in sys.modu
 
     test = open_arrays([stores["test"]], ARRAYS)
     train = {**open_arrays([stores["train"]], ARRAYS), **HEAD_FIT}
-    for m in local_scores:
+    for m in local_fits:
         det = make_detector(m, {})
         det.fit(**{k: np.asarray(train[k]) for k in det.fit_requires})
-        want = np.asarray(det.score(**{k: np.asarray(test[k]) for k in det.requires}), dtype=np.float64)
-        got = np.load(tmp_path / f"{m}.npy")
-        assert got.dtype == np.float64 and np.array_equal(got, want), m
-    # a fit-less detector stored in process is the one the script rule stores: same state, params
-    for m in local_fits:
-        twin = tmp_path / f"{m}.script.npz"
-        save_detector(make_detector(m, {}), twin, method=m, index_shards=1, stores=[])
-        with np.load(tmp_path / f"{m}.npz") as a, np.load(twin) as b:
-            assert sorted(a.files) == sorted(b.files), m
+        stored = load_detector(tmp_path / f"{m}.npz").get_state()
+        assert sorted(stored) == sorted(det.get_state()), m
+        for name, value in det.get_state().items():
+            assert np.array_equal(stored[name], value), (m, name)
+        if m in local_scores:
+            want = np.asarray(det.score(**{k: np.asarray(test[k]) for k in det.requires}), dtype=np.float64)
+            got = np.load(tmp_path / f"{m}.npy")
+            assert got.dtype == np.float64 and np.array_equal(got, want), m
 
 
 def test_job_log_keeps_each_threads_lines_and_the_traceback(tmp_path):

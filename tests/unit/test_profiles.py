@@ -55,3 +55,19 @@ def test_profile_memory_covers_the_cost_models_largest_job_per_rule():
     for rule, v in need.items():
         assert rule in profile, f"profiles/slurm-imagenet sizes no {rule} (needs {v['host_gb']:.1f} GB: {v['from']})"
         assert profile[rule].get("mem_mb", 0) >= 1.1 * 1000 * v["host_gb"], (rule, v)
+
+
+def test_slurm_profile_groups_every_submitted_rule():
+    """Every rule that runs as a cluster job is in one of profiles/slurm's groups (a rule outside
+    them would be one sbatch job per instance: a new per-seed rule would add a submission per seed);
+    local rules (``localrule: True``) submit nothing, and the tuning checkpoint's rules are outside
+    on purpose (docs/cluster.md)."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    grouped = {g.split("=")[0] for g in profile["groups"]}
+    text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    blocks = re.split(r"^\s*(?:rule|checkpoint) (?=\w+:)", text, flags=re.M)[1:]
+    submitted = {b.split(":")[0] for b in blocks if "localrule: True" not in b.split("\nrule ")[0]}
+    assert {"head", "fit_detector", "score", "features", "train"} <= submitted
+    assert "score_local" not in submitted and "fit_local" not in submitted
+    outside = submitted - grouped - {"tune", "tuned_detector", "tuned_scores"}
+    assert not outside, f"add {sorted(outside)} to the groups of profiles/slurm/config.yaml"

@@ -1,5 +1,5 @@
 """The baselines suite through the whole workflow on the tiny config (config/test.yaml plus
-`suite: baselines`): every new detector is fitted, scored and evaluated, GAIA's statistics are in the
+`suite: [baselines, gaia]`): every new detector is fitted, scored and evaluated, GAIA's statistics are in the
 feature stores of the scored parts only, and `grood score` gives exactly the stored ID test scores
 for each of them — GAIA's included, whose statistics it computes in its own features pass."""
 
@@ -18,14 +18,15 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow  # runs the tiny workflow with 13 more detectors (about a minute)
 
-BASELINES = tuple(load_suites(REPO / "config" / "suites.yaml")["baselines"])
+SUITES = load_suites(REPO / "config" / "suites.yaml")
+BASELINES = (*SUITES["baselines"], *SUITES["gaia"])
 RUN = "results/tiny/seed0"
 
 
 @pytest.fixture(scope="module")
 def baselines_run(tmp_path_factory):
     cfg = copy.deepcopy(TINY)
-    cfg["detectors"] = {"suite": "baselines", **cfg["detectors"]}
+    cfg["detectors"] = {"suite": ["baselines", "gaia"], **cfg["detectors"]}
     work = tmp_path_factory.mktemp("baselines_run")
     path = work / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

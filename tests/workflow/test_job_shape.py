@@ -24,13 +24,13 @@ def _job_counts(tmp_path: Path, *config: str) -> dict[str, int]:
 
 def test_default_run_puts_array_jobs_in_process_only_when_asked(tmp_path):
     shape = _job_counts(tmp_path)
-    # 25 detectors (the standard and baselines suites) x 3 seeds x 7 parts: ODIN (network), GROOD and
+    # 23 detectors (the standard and baselines suites) x 3 seeds x 7 parts: ODIN (network), GROOD and
     # kNN (faiss) stay processes
-    assert shape["score"] == 3 * 3 * 7 and shape["score_local"] == 22 * 3 * 7
-    # detectors that learn nothing from the training set are stored in process; the head detectors
-    # (ReAct, ASH, SCALE, DICE, ViM) and the other fitted ones read arrays or the checkpoint in a process
-    assert shape["fit_detector"] == 13 * 3 and shape["fit_local"] == 12 * 3
-    assert shape["total"] == 691
+    assert shape["score"] == 3 * 3 * 7 and shape["score_local"] == 20 * 3 * 7
+    # every detector without a faiss index is fitted in process, the head detectors (ReAct, ASH,
+    # SCALE, DICE, ViM) from the head's arrays, one head job per seed; GROOD and kNN in processes
+    assert shape["fit_detector"] == 2 * 3 and shape["fit_local"] == 21 * 3 and shape["head"] == 3
+    assert shape["total"] == 640
     every = _job_counts(tmp_path, "in_process=false")
     assert "score_local" not in every and "fit_local" not in every
-    assert every["score"] == 25 * 3 * 7 and every["fit_detector"] == 25 * 3 and every["total"] == 691
+    assert every["score"] == 23 * 3 * 7 and every["fit_detector"] == 23 * 3 and every["total"] == 640

@@ -463,7 +463,7 @@ def figures_dir(bench):
 def detector_array_stores(wc, part, names):
     """The Zarr stores holding the arrays ``names`` for one part: the feature store for features,
     logits, labels and GAIA's statistics, the detector's gradient store for gradients, proto_dist and
-    pi_ood; none for the classifier head (HEAD_ARRAYS: fit_detector takes it from the checkpoint)."""
+    pi_ood; none for the classifier head (HEAD_ARRAYS: its own file, rule head: fit_head)."""
     names = set(names) - set(HEAD_ARRAYS)
     stores = []
     if names - set(GRADIENT_STORE_ARRAYS):
@@ -477,11 +477,11 @@ def fit_stores(wc):
     return detector_array_stores(wc, "train", detector_object(wc.detector).fit_requires)
 
 
-def fit_model(wc):
-    """The checkpoint, for detectors fitted on the classifier head (ReAct, ASH, SCALE, DICE, ViM: their
-    fit_requires name HEAD_ARRAYS); else nothing."""
+def fit_head(wc):
+    """The head's arrays (rule head), for detectors fitted on the classifier head (ReAct, ASH, SCALE,
+    DICE, ViM: their fit_requires name HEAD_ARRAYS); else nothing."""
     needs_head = set(detector_object(wc.detector).fit_requires) & set(HEAD_ARRAYS)
-    return [out("model", bench=wc.bench, seed=wc.seed)] if needs_head else []
+    return [out("head", bench=wc.bench, seed=wc.seed)] if needs_head else []
 
 
 #: whether a detector reads GAIA's statistics: then the features jobs of the parts that are scored
@@ -548,7 +548,8 @@ def needs_network(detector):
 
 # Jobs that only do arithmetic on cached arrays run inside the Snakemake process (config
 # in_process): scoring with a detector that needs neither the network nor a faiss index, and fitting
-# one that learns nothing from the training set. Same stage functions, same bytes, no process start-up.
+# one without a faiss index (from the training arrays and the head's arrays, or from nothing). Same
+# stage functions, same bytes, no process start-up.
 IN_PROCESS = config["in_process"] in (True, "true")
 if IN_PROCESS:
     # the in-process jobs compute with one BLAS thread, as the script jobs do (Snakemake gives those
@@ -565,9 +566,9 @@ def scores_in_process(detector):
 
 
 def fits_in_process(detector):
-    from grood.detectors import learns_nothing
+    from grood.detectors import fits_from_arrays
 
-    return IN_PROCESS and learns_nothing(detector_object(detector))
+    return IN_PROCESS and fits_from_arrays(detector_object(detector))
 
 
 LOCAL_SCORES = [d for d in DETECTORS if scores_in_process(d)]
