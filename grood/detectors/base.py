@@ -27,6 +27,9 @@ class Detector(abc.ABC):
     state_arrays: tuple[str, ...] = ()
     #: fitted attributes that are faiss indexes (saved in faiss's own serialisation)
     state_indexes: tuple[str, ...] = ()
+    #: fitted numeric arrays that belong to the indexes (their identical rows): saved and restored
+    #: with them, absent with them from an index-sharded fit
+    state_index_arrays: tuple[str, ...] = ()
     #: parameter → the values its paper (or the toolkit that tunes it) sweeps: what a config's
     #: ``sweep: paper`` tunes on validation data (grood.evaluation.tuning); empty: nothing to tune
     sweep_grid: dict[str, list] = {}
@@ -65,7 +68,7 @@ class Detector(abc.ABC):
     @property
     def state_names(self) -> tuple[str, ...]:
         """Every fitted attribute :meth:`get_state` returns once the detector is fitted."""
-        return (*self.state_arrays, *self.state_indexes)
+        return (*self.state_arrays, *self.state_index_arrays, *self.state_indexes)
 
     def is_fitted(self) -> bool:
         return all(hasattr(self, name) for name in self.state_names)
@@ -75,7 +78,8 @@ class Detector(abc.ABC):
         faiss index its serialised bytes (uint8), so the state can be stored without pickle."""
         from grood import search as faiss_index
 
-        state = {name: np.asarray(getattr(self, name)) for name in self.state_arrays if hasattr(self, name)}
+        state = {name: np.asarray(getattr(self, name)) for name in (*self.state_arrays, *self.state_index_arrays)
+                 if hasattr(self, name)}
         for name in self.state_indexes:
             if hasattr(self, name):
                 state[name] = faiss_index.serialize(getattr(self, name))
@@ -92,7 +96,7 @@ class Detector(abc.ABC):
         if unknown or (state and missing):
             raise ValueError(f"{type(self).__name__} state: unknown entries {unknown}, missing entries "
                              f"{missing}; expected exactly {list(names)} (or none, unfitted)")
-        for name in self.state_arrays:
+        for name in (*self.state_arrays, *self.state_index_arrays):
             if name in state:
                 value = np.asarray(state[name])
                 setattr(self, name, value.item() if value.ndim == 0 else value)
@@ -119,6 +123,8 @@ class IndexedDetector(Detector):
     """
 
     state_indexes = ("index_",)
+    #: the training rows a flat index stores once (:func:`grood.search.build_unique_index`)
+    state_index_arrays = ("index_duplicates_",)
     #: 1: the fitted detector holds its index; N > 1: it is searched in N shard jobs
     index_shards: int = 1
     #: the distance its index ranks by, when the method fixes it (kNN: cosine); else a ``metric`` param
@@ -169,15 +175,19 @@ class IndexedDetector(Detector):
         nearest indexed vector: ``−d``."""
         return -np.asarray(kth_distance, dtype=np.float64)
 
+    def build_index(self, vectors, mask=None, name: str = "index vectors") -> None:
+        """Build the detector's index over the rows of ``vectors`` that ``mask`` keeps, identical rows
+        stored once for an exact index (``index_duplicates_``: what the search counts them by)."""
+        from grood import search as faiss_index
+
+        self.index_, self.index_duplicates_ = faiss_index.build_unique_index(vectors, self.index_spec, mask,
+                                                                             name=name)
+
     def kth_distance(self, queries, name: str) -> np.ndarray:
         """``d`` of every query in the detector's own index; refused for an index-sharded fit.  An
-        exact (flat) index searched on a GPU gives the canonical float64 distance
-        (:func:`grood.search.exact_kth_distance`: the same bits as on the CPU); on the CPU, faiss's
-        own float32 distance on the job's thread (one in the workflow: its last bit depends on the
-        thread count).  The canonical search is not the CPU default because it slows down badly
-        when many indexed vectors tie at the k-th distance (GROOD's training gradients of saturated
-        softmaxes are all exactly zero), which it must resolve by growing the candidate set.  An
-        approximate index gives faiss's (or our IVF-Flat search's) distance."""
+        exact (flat) index gives the canonical float64 distance (:func:`grood.search.exact_kth_distance`:
+        faiss proposes on the job's threads or a GPU, and the scores are the same bits on any thread
+        count and on either), an approximate one faiss's (or our IVF-Flat search's)."""
         from grood import search as faiss_index
 
         if not hasattr(self, "index_"):
@@ -189,10 +199,9 @@ class IndexedDetector(Detector):
                     f"shard files])), as the workflow's score rule does, or fit it again with shards.index: 1")
             raise ValueError(f"{type(self).__name__} is not fitted (it has no index); call fit() first")
         spec = self.index_spec
-        from grood.search.query import wants_gpu
-
-        if spec.exact and wants_gpu(self.use_gpu):
-            return faiss_index.exact_kth_distance(self.index_, queries, self.k, spec.metric, self.use_gpu, name=name)
+        if spec.exact:
+            return faiss_index.exact_kth_distance(self.index_, queries, self.k, spec.metric, self.use_gpu, name=name,
+                                                  duplicates=self.index_duplicates_)
         return faiss_index.kth_distance(self.index_, queries, self.k, spec.metric, self.use_gpu, name=name)
 
 

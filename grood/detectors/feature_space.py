@@ -9,7 +9,6 @@ import logging
 
 import numpy as np
 
-from grood import search as faiss_index
 from grood.storage.chunks import block_rows, check_rows, iter_blocks
 from grood.detectors.base import Detector, IndexedDetector, check_finite
 
@@ -136,7 +135,7 @@ class KNN(IndexedDetector):
             raise ValueError(f"knn k={self.k} exceeds the {n} training features")
         if not with_index:
             return self
-        self.index_ = faiss_index.build_index(features, self.index_spec, name="kNN training features")
+        self.build_index(features, name="kNN training features")
         return self
 
     def score(self, features, **_) -> np.ndarray:

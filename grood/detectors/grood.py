@@ -109,10 +109,9 @@ class GROOD(GradientStoreDetector, IndexedDetector):
         self.n_indexed_ = int(correct.sum())
         if not with_index:
             return self
-        self.index_ = faiss_index.build_index(gradients, self.index_spec, correct,
-                                                  name="GROOD training gradients")
-        log.info("GROOD index: %d of %d training gradients (correctly classified)",
-                 self.n_indexed_, len(correct))
+        self.build_index(gradients, correct, name="GROOD training gradients")
+        log.info("GROOD index: %d of %d training gradients (correctly classified), %d of them identical to "
+                 "another", self.n_indexed_, len(correct), len(self.index_duplicates_))
         return self
 
     def score(self, gradients, **_) -> np.ndarray:

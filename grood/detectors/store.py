@@ -6,10 +6,11 @@ One ``.npz`` per fitted detector, written atomically (:func:`grood.storage.save_
   ``class`` (checked, never imported), ``params``, ``state`` (each entry's kind: ``array`` or
   ``faiss``) and ``provenance``;
 - one numeric array per fitted attribute (:meth:`Detector.get_state`); a faiss index is stored as
-  its own serialisation (``faiss.serialize_index`` bytes, uint8);
+  its own serialisation (``faiss.serialize_index`` bytes, uint8), beside it the rows it stores once
+  (``index_duplicates_``, (M, 2) int64, :mod:`grood.search.duplicates`);
 - ``index_shards`` (only when > 1, config ``shards.index``): the detector was fitted without its
   index (:class:`~grood.detectors.base.IndexedDetector`), which shard jobs search; the file then
-  holds every fitted entry but the faiss ones.
+  holds every fitted entry but the faiss ones and their duplicates.
 
 Reading never unpickles: ``np.load(allow_pickle=False)``, the class comes from the registry by
 method name, the parameters go through :func:`make_detector`'s checks, and the state must hold
@@ -56,9 +57,10 @@ def method_of(det: Detector) -> str:
 
 
 def _kinds(cls: type[Detector], index_shards: int = 1) -> dict[str, str]:
-    """Each fitted entry's kind; an index-sharded fit (``index_shards`` > 1) stores no faiss entry."""
-    return {**{n: "array" for n in cls.state_arrays},
-            **({n: "faiss" for n in cls.state_indexes} if index_shards == 1 else {})}
+    """Each fitted entry's kind; an index-sharded fit (``index_shards`` > 1) stores no faiss entry
+    and none of the arrays that belong to it."""
+    with_index = {**{n: "array" for n in cls.state_index_arrays}, **{n: "faiss" for n in cls.state_indexes}}
+    return {**{n: "array" for n in cls.state_arrays}, **(with_index if index_shards == 1 else {})}
 
 
 def save_detector(det: Detector, path: str | os.PathLike, method: str | None = None, index_shards: int = 1,

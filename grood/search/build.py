@@ -11,6 +11,11 @@ beyond the index at 500k × 512); it is filled 16 MB at a time with glibc's mmap
 
 Blocks depend only on the vector width (:func:`grood.storage.chunks.block_rows`), so building from memory
 and from any Zarr store of the same rows gives the same index, bit for bit.
+
+The detectors and index shards build with :func:`build_unique_index`: for the exact kind, identical
+rows are stored once and listed beside the index (:mod:`grood.search.duplicates`), which the
+canonical exact search needs to pass a large group of tied vectors; the approximate kinds keep
+every row (their search does not count duplicates).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import numpy as np
 
 from grood.storage.chunks import block_rows, check_rows, iter_blocks, row_width, seeded_sample, take_rows
+from grood.search.duplicates import collapse, no_duplicates
 from grood.search.memory import fixed_mmap_threshold
 from grood.search.kinds import KINDS
 from grood.search.spec import IndexSpec
@@ -63,6 +69,22 @@ def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None =
     or with ``row_ids=True`` the row numbers in ``source`` (an ``IndexIDMap2``, for shards whose
     results must name global rows).  ``block`` overrides the rows per read (tests).
     """
+    return _build(source, spec, mask, rows, row_ids, block, name, unique=False)[0]
+
+
+def build_unique_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None = None,
+                       rows: tuple[int, int] | None = None, row_ids: bool = False, block: int | None = None,
+                       name: str = "index vectors") -> tuple[object, np.ndarray]:
+    """``(index, duplicates)``: :func:`build_index`, with each group of identical rows stored once for
+    the exact kind (:mod:`grood.search.duplicates`: the pairs of left-out row id and the id it equals;
+    the index then holds its ids in an ``IndexIDMap2``).  Search it with the duplicates
+    (:func:`grood.search.exact.exact_search`).  Approximate kinds: :func:`build_index` and no duplicates."""
+    spec = spec or IndexSpec()
+    return _build(source, spec, mask, rows, row_ids, block, name, unique=KINDS[spec.kind].exact)
+
+
+def _build(source, spec, mask, rows, row_ids, block, name, unique: bool):
+    """``(index, duplicates)`` of :func:`build_index` (``unique``: identical rows stored once)."""
     spec = spec or IndexSpec()
     if len(source.shape) != 2:
         raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(source.shape)}")
@@ -76,6 +98,7 @@ def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None =
         raise ValueError(f"{name}: no row to index (rows [{start}, {stop}), {0 if mask is None else int(np.sum(mask))} kept by the mask)")
     read = int(block or block_rows(d))
     index = empty_index(spec, d, len(keep))
+    duplicates = no_duplicates()
     if spec.needs_training and len(keep):
         x = training_sample(source, spec, keep, read)
         index.train(x)
@@ -85,7 +108,7 @@ def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None =
         fixed_mmap_threshold()  # block buffers in their own mappings: no heap creep over the blocks
         blocks = kept_blocks(source, keep, int(block or block_rows(d, target_bytes=FILL_BYTES)), (start, stop),
                              spec.metric, name)
-        index = fill_flat(index, blocks, len(keep), row_ids, keep)
+        index, duplicates = fill_flat(index, blocks, len(keep), row_ids, keep, collapse_identical=unique)
     else:
         if row_ids:
             index = faiss().IndexIDMap2(index)  # faiss' Python wrapper keeps the inner index alive
@@ -94,8 +117,9 @@ def build_index(source, spec: IndexSpec | None = None, mask: np.ndarray | None =
                 index.add_with_ids(x, ids)
             elif len(x):
                 index.add(x)
-    log.info("%s: %s index of %d vectors (d=%d)", name, spec.kind, index.ntotal, d)
-    return index
+    log.info("%s: %s index of %d vectors (d=%d)%s", name, spec.kind, index.ntotal, d,
+             f", {len(duplicates)} identical rows stored once" if len(duplicates) else "")
+    return index, duplicates
 
 
 def kept_blocks(source, keep: np.ndarray, block: int, rows: tuple[int, int], metric: str, name: str):
@@ -110,14 +134,17 @@ def kept_blocks(source, keep: np.ndarray, block: int, rows: tuple[int, int], met
             yield x[keep[a:b] - first], keep[a:b]
 
 
-def fill_flat(index, blocks, n: int, row_ids: bool, ids: np.ndarray):
-    """Fill the empty flat ``index`` in place with the ``n`` vectors of ``blocks`` (as
-    :func:`kept_blocks` yields them): its storage is sized once and each block is copied into it,
-    so the peak is the index plus one block (faiss's ``add`` would reallocate as it grows).  The
-    bytes equal those ``add`` writes; with ``row_ids`` the ids are ``ids`` (an ``IndexIDMap2``)."""
+def fill_flat(index, blocks, n: int, row_ids: bool, ids: np.ndarray, collapse_identical: bool = False):
+    """``(index, duplicates)``: the empty flat ``index`` filled in place with the ``n`` vectors of
+    ``blocks`` (as :func:`kept_blocks` yields them): its storage is sized once and each block is
+    copied into it, so the peak is the index plus one block (faiss's ``add`` would reallocate as it
+    grows).  The bytes equal those ``add`` writes; with ``row_ids`` the ids are ``ids`` (an
+    ``IndexIDMap2``).  ``collapse_identical``: each group of identical rows is then stored once, in
+    place (:func:`grood.search.duplicates.collapse`), and the index gets its ids in an
+    ``IndexIDMap2`` when a row was left out; else the duplicates are none."""
     fs = faiss()
     d = index.d
-    mapped = fs.IndexIDMap2(index) if row_ids else None  # faiss wants it empty; the wrapper keeps it alive
+    mapped = fs.IndexIDMap2(index)  # faiss wants it empty; the wrapper keeps it alive
     index.codes.resize(n * d * 4)
     stored = fs.rev_swig_ptr(index.codes.data(), n * d * 4).view(np.float32).reshape(n, d) if n else None
     filled = 0
@@ -127,12 +154,18 @@ def fill_flat(index, blocks, n: int, row_ids: bool, ids: np.ndarray):
             filled += len(x)
     assert filled == n, (filled, n)
     index.ntotal = n
-    if not row_ids:
-        return index
-    fs.copy_array_to_vector(np.ascontiguousarray(ids, dtype=np.int64), mapped.id_map)
-    mapped.ntotal = n
+    ids = np.asarray(ids if row_ids else np.arange(n), dtype=np.int64)
+    duplicates = no_duplicates()
+    if collapse_identical and n:
+        ids, duplicates = collapse(stored, ids)
+        index.codes.resize(len(ids) * d * 4)  # shrinks in place: the left-out rows were at the end
+        index.ntotal = len(ids)
+    if not (row_ids or len(duplicates)):
+        return index, duplicates
+    fs.copy_array_to_vector(np.ascontiguousarray(ids), mapped.id_map)
+    mapped.ntotal = len(ids)
     mapped.construct_rev_map()
-    return mapped
+    return mapped, duplicates
 
 
-__all__ = ["build_index", "kept_blocks", "fill_flat", "empty_index", "selected_rows", "training_sample"]
+__all__ = ["build_index", "build_unique_index", "kept_blocks", "fill_flat", "empty_index", "selected_rows", "training_sample"]

@@ -13,6 +13,14 @@ from grood.storage import CorruptFileError, atomic_path
 
 
 
+#: faiss's tag of an ``IndexIDMap2``: a flat index whose identical rows are stored once keeps its ids
+#: in one (:func:`grood.search.build.build_unique_index`)
+ID_MAP_TAG = b"IxM2"
+#: where the wrapped index's tag sits in an ``IndexIDMap2``'s bytes: after its own tag and faiss's
+#: index header (d int32, ntotal and two unused int64, is_trained bool, metric int32)
+_WRAPPED_TAG_AT = 4 + 4 + 3 * 8 + 1 + 4
+
+
 def index_tags() -> dict[bytes, str]:
     """faiss's type tags (the first 4 bytes of a serialised index) of the kinds grood builds."""
     return {kind.faiss_tag: kind.faiss_type for kind in KINDS.values()}
@@ -24,15 +32,19 @@ def serialize(index) -> np.ndarray:
 
 
 def deserialize(blob: np.ndarray):
-    """An index from :func:`serialize`'s bytes; only the index types grood builds are read, so bytes
-    naming another faiss type are refused before faiss parses them."""
+    """An index from :func:`serialize`'s bytes; only the index types grood builds are read (and an
+    ``IndexIDMap2`` around the flat kind), so bytes naming another faiss type are refused before
+    faiss parses them."""
     blob = np.asarray(blob)
     if blob.dtype != np.uint8 or blob.ndim != 1:
         raise ValueError(f"a serialised faiss index is a 1-D uint8 array, got {blob.dtype} {blob.shape}")
     tag, tags = blob[:4].tobytes(), index_tags()
+    if tag == ID_MAP_TAG:
+        tag = blob[_WRAPPED_TAG_AT : _WRAPPED_TAG_AT + 4].tobytes()
+        tags = {KINDS["flat"].faiss_tag: KINDS["flat"].faiss_type}
     if tag not in tags:
         raise ValueError(f"serialised faiss index of type tag {tag!r}: not one grood builds "
-                         f"({sorted(tags.values())})")
+                         f"({sorted(index_tags().values())}, the flat one also with its ids)")
     try:
         return faiss().deserialize_index(blob)
     except RuntimeError as e:  # truncated or corrupt bytes
@@ -60,4 +72,4 @@ def read_index(path: str | os.PathLike, mmap: bool = False):
                                f"that builds it") from e
 
 
-__all__ = ["index_tags", "serialize", "deserialize", "write_index", "read_index"]
+__all__ = ["ID_MAP_TAG", "index_tags", "serialize", "deserialize", "write_index", "read_index"]

@@ -18,7 +18,8 @@ import numpy as np
 import time
 
 from grood.storage.chunks import block_rows, row_width, seeded_sample, take_rows
-from grood.search.build import build_index, selected_rows
+from grood.search.build import build_unique_index, selected_rows
+from grood.search.duplicates import rows_of
 from grood.search.exact import PAD_ID, exact_search, merge_topk
 from grood.search.query import search
 from grood.search.spec import IndexSpec
@@ -54,9 +55,10 @@ def streamed_exact_search(vectors, queries: np.ndarray, k: int, metric: str = "l
     spec = IndexSpec(kind="flat", metric=metric)
     best = (np.full((len(queries), k), np.inf), np.full((len(queries), k), PAD_ID, dtype=np.int64))
     for a in range(0, n, block):
-        index = build_index(vectors, spec, mask, (a, min(a + block, n)), row_ids=True)
+        index, duplicates = build_unique_index(vectors, spec, mask, (a, min(a + block, n)), row_ids=True)
         if index.ntotal:
-            part = exact_search(index, queries, min(k, index.ntotal), metric)
+            part = exact_search(index, queries, min(k, rows_of(index.ntotal, duplicates)), metric,
+                                duplicates=duplicates)
             best = merge_topk([best, part], k, allow_padding=True)
     if (best[1] == PAD_ID).any():
         raise ValueError(f"fewer than k={k} vectors are indexed; lower k")

@@ -73,9 +73,12 @@ def on_device(index, use_gpu: bool | str = "auto"):
     return gpu
 
 
-def _check(index, queries, k: int) -> int:
-    if not 1 <= int(k) <= index.ntotal:
-        raise ValueError(f"k must lie in [1, {index.ntotal}] (the index size), got {k}")
+def _check(index, queries, k: int, rows: int | None = None) -> int:
+    """The number of queries, once ``k`` fits the index's ``rows`` (default: its stored vectors) and
+    the queries its width."""
+    rows = index.ntotal if rows is None else int(rows)
+    if not 1 <= int(k) <= rows:
+        raise ValueError(f"k must lie in [1, {rows}] (the index size), got {k}")
     if len(queries.shape) != 2 or row_width(queries) != index.d:
         raise ValueError(f"queries of shape {tuple(queries.shape)} do not match the index's vector width "
                          f"{index.d}; were they computed with the same model and settings?")
@@ -117,14 +120,18 @@ def gpu_proposer(index, use_gpu: bool | str = "auto"):
 
 
 def exact_kth_distance(index, queries, k: int, metric: str = "l2", use_gpu: bool | str = "auto",
-                       batch_size: int = 4096, name: str = "queries") -> np.ndarray:
-    """The canonical squared distance (float64) from each query to its k-th nearest vector of a flat
-    ``index`` (:func:`grood.search.exact.exact_search`): the same bits whatever the thread count and
+                       batch_size: int = 4096, name: str = "queries", duplicates=None,
+                       stats: dict | None = None) -> np.ndarray:
+    """The canonical squared distance (float64) from each query to its k-th nearest row of a flat
+    ``index`` (:func:`grood.search.exact.exact_search`; ``duplicates``: the rows it stores once, from
+    :func:`grood.search.build.build_unique_index`): the same bits whatever the thread count and
     whether faiss proposed the candidates on a GPU."""
+    from grood.search.duplicates import rows_of
     from grood.search.exact import exact_search
 
-    _check(index, queries, k)
-    dist, _ = exact_search(index, queries, int(k), metric, batch_size, name, propose=gpu_proposer(index, use_gpu))
+    _check(index, queries, k, rows_of(index.ntotal, duplicates))
+    dist, _ = exact_search(index, queries, int(k), metric, batch_size, name, propose=gpu_proposer(index, use_gpu),
+                           duplicates=duplicates, stats=stats)
     return dist[:, int(k) - 1]
 
 

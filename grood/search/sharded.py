@@ -5,8 +5,9 @@ Shard ``i`` of ``S`` indexes rows ``grood.storage.shards.row_ranges(N, S, align)
 query and writes its top-k — distances and **global row ids** — to an ``.npz`` with the shard's
 metadata.  :func:`merge_shard_files` checks that the shards tile the rows and merges them with
 :func:`grood.search.exact.merge_topk`.  For the exact (``flat``) kind, each shard's top-k is canonical
-(:mod:`grood.search.exact`), so the merge equals the unsharded exact search bit for bit, ties
-included.  Approximate kinds merge faiss's own distances: each shard trains its own quantisers, so
+(:mod:`grood.search.exact`; a shard stores its identical rows once and names them all), so the
+merge equals the unsharded exact search bit for bit, ties included, wherever the shards split a
+group of identical rows.  Approximate kinds merge faiss's own distances: each shard trains its own quantisers, so
 the merged result is a valid approximate search, not the unsharded approximate index's result.
 """
 
@@ -18,7 +19,8 @@ import os
 import numpy as np
 
 from grood.storage.chunks import row_width
-from grood.search.build import build_index
+from grood.search.build import build_unique_index
+from grood.search.duplicates import rows_of
 from grood.search.exact import PAD_ID, exact_search, merge_topk
 from grood.search.query import search
 from grood.search.spec import IndexSpec
@@ -33,26 +35,28 @@ SHARED_META = ("k", "n_queries", "index", "n_rows_total")
 
 def build_shard_index(vectors, shard: int, shards: int, spec: IndexSpec | None = None,
                       mask: np.ndarray | None = None, align: int = 1):
-    """(index over the shard's rows with global row ids, the shard's row range, total rows)."""
+    """(index over the shard's rows with global row ids, the rows it stores once — see
+    :func:`grood.search.build.build_unique_index` —, the shard's row range, total rows)."""
     spec = spec or IndexSpec()
     n = int(vectors.shape[0])
     rows = shard_rows(n, shard, shards, align)
-    index = build_index(vectors, spec, mask, rows, row_ids=True, name=f"index shard {shard}/{shards}")
-    return index, rows, n
+    index, duplicates = build_unique_index(vectors, spec, mask, rows, row_ids=True, name=f"index shard {shard}/{shards}")
+    return index, duplicates, rows, n
 
 
-def search_index_shard(index, queries, k: int, spec: IndexSpec, use_gpu: bool | str = "auto"
+def search_index_shard(index, queries, k: int, spec: IndexSpec, use_gpu: bool | str = "auto", duplicates=None
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (float64 distances, global row ids) of every query in one shard's index; a shard with
-    fewer than k vectors pads with (inf, -1).  ``use_gpu``: faiss proposes on a GPU (exact: the same
-    result)."""
+    """Top-k (float64 distances, global row ids) of every query in one shard's index (``duplicates``:
+    the rows it stores once); a shard with fewer than k rows pads with (inf, -1).  ``use_gpu``:
+    faiss proposes on a GPU (exact: the same result)."""
     from grood.search.query import gpu_proposer
 
     n_q = int(queries.shape[0])
     if index.ntotal == 0:
         return np.full((n_q, k), np.inf), np.full((n_q, k), PAD_ID, dtype=np.int64)
     if spec.exact:
-        return exact_search(index, queries, k, spec.metric, propose=gpu_proposer(index, use_gpu))
+        return exact_search(index, queries, k, spec.metric, propose=gpu_proposer(index, use_gpu),
+                            duplicates=duplicates)
     kk = min(k, index.ntotal)
     dist, ids = search(index, queries, kk, spec.metric, use_gpu)
     dist = np.where(ids < 0, np.inf, dist.astype(np.float64))  # an IVF probe can find < kk vectors
@@ -76,14 +80,15 @@ def search_shard(vectors, queries, k: int, shard: int, shards: int, spec: IndexS
         raise ValueError(f"queries have width {row_width(queries)}, the indexed vectors {row_width(vectors)}")
     if int(k) < 1:
         raise ValueError(f"k must be ≥ 1, got {k}")
-    index, rows, n = build_shard_index(vectors, shard, shards, spec, mask, align)
-    dist, ids = search_index_shard(index, queries, int(k), spec, use_gpu)
+    index, duplicates, rows, n = build_shard_index(vectors, shard, shards, spec, mask, align)
+    dist, ids = search_index_shard(index, queries, int(k), spec, use_gpu, duplicates)
     meta = provenance(source=str(source), k=int(k), n_queries=int(queries.shape[0]), index=spec.to_dict(),
-                      n_indexed=int(index.ntotal), canonical=spec.exact, **shard_attrs(shard, shards, rows, n))
+                      n_indexed=rows_of(index.ntotal, duplicates), canonical=spec.exact,
+                      **shard_attrs(shard, shards, rows, n))
     if out_npz is not None:
         save_npz(out_npz, {"distances": dist, "ids": ids}, meta)
     log.info("index shard %d/%d: rows [%d, %d), %d vectors, %d queries", shard, shards, *rows,
-             index.ntotal, queries.shape[0])
+             meta["n_indexed"], queries.shape[0])
     return dist, ids, meta
 
 

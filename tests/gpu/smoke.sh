@@ -156,7 +156,7 @@ if (feats / "train.zarr").exists() and (feats / "test.zarr").exists():
 
     import yaml
 
-    from grood.search.build import build_index
+    from grood.search.build import build_unique_index
     from grood.search.query import exact_kth_distance
     from grood.search.vectors import search_threads
     from grood.storage.files import read_zarr
@@ -165,17 +165,17 @@ if (feats / "train.zarr").exists() and (feats / "test.zarr").exists():
     test, _ = read_zarr(feats / "test.zarr", ["features"])
     x, q = np.ascontiguousarray(train["features"], np.float32), np.ascontiguousarray(test["features"], np.float32)
     k_knn = yaml.safe_load((work / "config_cpu.yaml").read_text())["detectors"]["knn"]["k"]
-    index = build_index(x)
+    index, duplicates = build_unique_index(x)  # as the detectors build it
     ok, notes = True, []
     n_threads = max(2, os.cpu_count() or 2)
     for k in sorted({1, 10, int(k_knn)}):
         with search_threads(1):
-            one = exact_kth_distance(index, q, k, use_gpu=False)
+            one = exact_kth_distance(index, q, k, use_gpu=False, duplicates=duplicates)
         with search_threads(n_threads):
-            many = exact_kth_distance(index, q, k, use_gpu=False)
+            many = exact_kth_distance(index, q, k, use_gpu=False, duplicates=duplicates)
         same = np.array_equal(one, many)
         if search_gpu:
-            gpu = exact_kth_distance(index, q, k, use_gpu=True)
+            gpu = exact_kth_distance(index, q, k, use_gpu=True, duplicates=duplicates)
             same = same and np.array_equal(one, gpu)
         ok &= same
         notes.append(f"k={k} {'identical' if same else 'DIFFERENT'}")

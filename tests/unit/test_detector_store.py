@@ -73,7 +73,8 @@ def test_fitted_state_is_what_fit_learned(tmp_path):
     np.testing.assert_array_equal(again.whiten_, det.whiten_)
     assert again.rank_ == det.rank_ and isinstance(again.rank_, int)
     g = load_detector(_save(_fitted("grood"), tmp_path / "g.npz"))
-    assert g.index_.ntotal == g.n_indexed_ and type(g.index_).__name__ == "IndexFlatL2"
+    assert g.index_.ntotal == g.n_indexed_ and type(g.index_).__name__ == "IndexFlatL2"  # no identical rows
+    assert g.index_duplicates_.shape == (0, 2)
 
 
 def _save(det, path):
@@ -219,9 +220,13 @@ def test_foreign_faiss_index_type_is_refused(tmp_path):
     arrays, meta = _parts(path)
     other = faiss.IndexHNSWFlat(D, 8)
     other.add(np.zeros((10, D), dtype=np.float32))
-    _write_raw(path, {"index_": faiss.serialize_index(other)}, np.array(json.dumps(meta)))
+    _write_raw(path, {**arrays, "index_": faiss.serialize_index(other)}, np.array(json.dumps(meta)))
     _refused(path, "type tag")
-    _write_raw(path, {"index_": arrays["index_"][:40]}, np.array(json.dumps(meta)))  # truncated
+    wrapped = faiss.IndexIDMap2(faiss.IndexHNSWFlat(D, 8))  # ids around a foreign type: refused too
+    wrapped.add_with_ids(np.zeros((10, D), dtype=np.float32), np.arange(10))
+    _write_raw(path, {**arrays, "index_": faiss.serialize_index(wrapped)}, np.array(json.dumps(meta)))
+    _refused(path, "type tag b'IHNf'")
+    _write_raw(path, {**arrays, "index_": arrays["index_"][:40]}, np.array(json.dumps(meta)))  # truncated
     _refused(path, "cannot be read")
 
 

@@ -531,10 +531,9 @@ def indexed(detector):
 
 
 def search_threads(wc):
-    """A score job's threads: the config's for a k-NN search on a GPU (the canonical exact search: the
-    same bits on any count), else 1 — faiss's CPU distances differ in the last bit across thread
-    counts, and `grood score` reproduces the stored scores on one thread."""
-    return config["threads"] if searches_on_gpu(wc.detector) else 1
+    """A score job's threads: the config's for a k-NN search, on the CPU or a GPU (an exact index's
+    scores come from the canonical search: the same bits on any count), else 1 (start-up bound)."""
+    return config["threads"] if indexed(wc.detector) else 1
 
 
 def searches_on_gpu(detector):
