@@ -149,12 +149,12 @@ def _object_entry(path: Path, marker: Path) -> None:
     import json
 
     with np.load(path, allow_pickle=False) as z:
-        meta = str(z["__meta__"])
+        entries = {k: z[k] for k in z.files}
     trap = np.empty(1, dtype=object)
     trap[0] = _Trap(marker)
     with open(path, "wb") as f:
-        np.savez(f, index_=trap, __meta__=np.array(meta))
-    assert json.loads(meta)["state"] == {"index_": "faiss"}
+        np.savez(f, **{**entries, "index_": trap})
+    assert json.loads(str(entries["__meta__"]))["state"]["index_"] == "faiss"
 
 
 @pytest.mark.parametrize("craft", [_pickle_file, _object_entry], ids=["pickle", "object_array"])

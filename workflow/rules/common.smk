@@ -531,9 +531,9 @@ def indexed(detector):
 
 
 def search_threads(wc):
-    """A score job's threads: the config's for a k-NN search, on the CPU or a GPU (an exact index's
+    """A score job's threads: search.threads for a k-NN search, on the CPU or a GPU (an exact index's
     scores come from the canonical search: the same bits on any count), else 1 (start-up bound)."""
-    return config["threads"] if indexed(wc.detector) else 1
+    return config["search"]["threads"] if indexed(wc.detector) else 1
 
 
 def searches_on_gpu(detector):

@@ -24,7 +24,7 @@ rule score:
         shard=shard_param(SCORE_SHARDS),
         align=config["features"]["batch_size"] if SCORE_SHARDS > 1 else None,
         code=stage_code("score"),
-    threads: search_threads  # k-NN searches: the config's (exact scores are the same bits on any count)
+    threads: search_threads  # k-NN searches: search.threads (exact scores are the same bits on any count)
     resources:
         gpu=lambda wc: job_gpus() * int(needs_network(wc.detector) or searches_on_gpu(wc.detector)),
     log:
