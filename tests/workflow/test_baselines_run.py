@@ -56,11 +56,17 @@ def test_gaia_statistics_are_in_the_scored_parts_feature_stores_only(baselines_r
 
 
 def test_head_detectors_were_fitted_on_the_runs_checkpoint(baselines_run):
+    """Fitted from the seed's head.npz (rule head), which records the checkpoint it read and its hash."""
     from grood.detectors.store import read_header
+    from grood.storage import sha256_file
+    from grood.storage.files import load_npz
 
+    _, head = load_npz(baselines_run / RUN / "head.npz")
+    assert head["model"].endswith(f"{RUN}/model.pt")
+    assert head["model_sha256"] == sha256_file(baselines_run / RUN / "model.pt")
     for name in ("react", "ash", "scale", "dice", "vim", "vim_var"):
         header = read_header(baselines_run / RUN / "detectors" / f"{name}.npz")
-        assert header["provenance"]["model"].endswith(f"{RUN}/model.pt"), name
+        assert header["provenance"]["head"].endswith(f"{RUN}/head.npz"), name
 
 
 @pytest.mark.parametrize("detector", BASELINES)

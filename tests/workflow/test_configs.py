@@ -14,17 +14,20 @@ CONFIGS = sorted(p for p in (REPO / "config").glob("*.yaml") if p != SUITES)
 
 def test_every_config_is_listed():
     assert {p.name for p in CONFIGS} >= {"config.yaml", "test.yaml", "greg.yaml", "backbones.yaml", "ablations.yaml",
-                                         "fashion.yaml", "openset.yaml", "cifar10.yaml", "imagenet.yaml", "gaia.yaml"}
+                                         "fashion.yaml", "openset.yaml", "cifar10.yaml", "imagenet.yaml", "gaia.yaml", "baselines.yaml"}
 
 
-def test_the_gaia_config_is_the_default_plus_the_gaia_suite():
-    """config/gaia.yaml is a copy of the default config but for its detectors (a config replaces the
-    embedded one whole), so a change to the default must reach it."""
+@pytest.mark.parametrize("name, suites", [("baselines", ["standard", "baselines"]),
+                                          ("gaia", ["standard", "baselines", "gaia"])])
+def test_the_suite_configs_are_the_default_plus_their_suites(name, suites):
+    """config/baselines.yaml and config/gaia.yaml are copies of the default config but for their
+    detectors (a config replaces the embedded one whole), so a change to the default must reach them;
+    the default itself runs the standard suite."""
     import yaml
 
-    default, gaia = (yaml.safe_load((REPO / "config" / f"{n}.yaml").read_text()) for n in ("config", "gaia"))
-    assert {k: v for k, v in gaia.items() if k != "detectors"} == {k: v for k, v in default.items() if k != "detectors"}
-    assert gaia["detectors"] == {"suite": [*default["detectors"]["suite"], "gaia"]}
+    default, other = (yaml.safe_load((REPO / "config" / f"{n}.yaml").read_text()) for n in ("config", name))
+    assert {k: v for k, v in other.items() if k != "detectors"} == {k: v for k, v in default.items() if k != "detectors"}
+    assert default["detectors"] == {"suite": "standard"} and other["detectors"] == {"suite": suites}
 
 
 @pytest.mark.slow

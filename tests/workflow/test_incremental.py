@@ -18,7 +18,7 @@ import pytest
 
 from conftest import REPO, TINY, Job, assert_plan, job, planned, snakemake, write_config
 from grood.codeversion import closure_files
-from grood.detectors import METHODS, learns_nothing, scores_from_arrays
+from grood.detectors import METHODS, fits_from_arrays, scores_from_arrays
 
 pytestmark = pytest.mark.slow  # every test here starts snakemake
 
@@ -43,8 +43,9 @@ def score_job(detector: str, **w) -> Job:
 
 
 def fit_job(detector: str, **w) -> Job:
-    """A detector's fitting job: rule fit_local where it learns nothing from the training set, else fit_detector."""
-    return job("fit_local" if learns_nothing(_method(detector)) else "fit_detector", detector=detector, **w)
+    """A detector's fitting job: rule fit_local where it is fitted from cached arrays alone (no faiss
+    index: workflow/rules/common.smk), else fit_detector."""
+    return job("fit_local" if fits_from_arrays(_method(detector)) else "fit_detector", detector=detector, **w)
 
 
 FIGURE_PARTS = ("train", "test", OODS[0])  # the gradient-space figure's sets (first seed, first near set)
@@ -167,10 +168,11 @@ def test_adding_a_detector_runs_only_its_jobs(tiny_copy, tmp_path):
 
 
 def test_adding_a_head_detector_runs_only_its_jobs(tiny_copy, tmp_path):
-    """ReAct fits on the classifier head: its fit job reads the checkpoint, nothing else re-runs."""
+    """ReAct fits on the classifier head: the head's arrays are written once from the checkpoint (rule
+    head), its fit job reads them in process, nothing else re-runs."""
     cfg = write_config(tmp_path, lambda c: c["detectors"].update(react={"method": "react"}))
     w = {"bench": BENCH, "seed": SEED}
-    expected = {fit_job("react", **w),
+    expected = {fit_job("react", **w), job("head", **w),
                 *(score_job("react", part=p, **w) for p in ("test", *OODS)), *pages("react"),
                 *AGGREGATES}
     assert_plan(planned(tiny_copy, cfg), expected)
