@@ -157,7 +157,8 @@ def test_the_tiny_and_shipped_configs_are_accepted(tmp_path, monkeypatch):
 
 def test_a_suite_is_taken_whole_and_extended():
     """`detectors: {suite: standard, ...}`: the suite's detectors in its order, then the config's own;
-    an entry of the same name replaces the suite's in its place. The default config is two suites."""
+    an entry of the same name replaces the suite's in its place. The default config is the standard
+    suite; config/baselines.yaml takes two, in order."""
     suites = grood.config.load_suites(SUITES_FILE)
     standard = list(suites["standard"])
     cfg = {"detectors": {"suite": "standard", "grood_k10": {"method": "grood", "k": 10}, "knn": {"method": "knn"}}}
@@ -165,7 +166,11 @@ def test_a_suite_is_taken_whole_and_extended():
     assert list(got) == [*standard, "grood_k10"] and got["knn"] == {"method": "knn"}
     assert suites["standard"]["knn"] == {"method": "knn", "k": 50}  # the suite itself is untouched
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert grood.config.expand_suites(default, suites)["detectors"] == {**suites["standard"], **suites["baselines"]}
+    assert grood.config.expand_suites(default, suites)["detectors"] == suites["standard"]
+    both = yaml.safe_load((REPO / "config" / "baselines.yaml").read_text())
+    got = grood.config.expand_suites(both, suites)["detectors"]
+    assert got == {**suites["standard"], **suites["baselines"]}
+    assert list(got) == [*suites["standard"], *suites["baselines"]]
 
 
 def test_an_unknown_suite_is_named():
