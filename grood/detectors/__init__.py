@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grood.detectors.base import Detector, IndexedDetector, fits_from_arrays, learns_nothing, scores_from_arrays
+from grood.detectors.base import Detector, IndexedDetector, fits_from_arrays, scores_from_arrays
 from grood.detectors.exgrad import ExGradConfidence, ExGradFro, ExGradL1, FeatureNorm, OutputConfidence
 from grood.detectors.feature_logit import GEN, RMDS, SHE, KLMatching, ViM
 from grood.detectors.feature_space import KNN, Mahalanobis
@@ -109,5 +109,5 @@ def check_detector(method: str, params: dict, where: str) -> list[str]:
     return []
 
 
-__all__ = ["Detector", "GradientStoreDetector", "IndexedDetector", "METHODS", "check_detector", "fits_from_arrays", "learns_nothing",
+__all__ = ["Detector", "GradientStoreDetector", "IndexedDetector", "METHODS", "check_detector", "fits_from_arrays",
            "make_detector", "scores_from_arrays"]

@@ -211,16 +211,10 @@ def scores_from_arrays(detector) -> bool:
     return not detector.needs_network and not detector.state_indexes
 
 
-def learns_nothing(detector) -> bool:
-    """Whether a detector (class or instance) fits nothing from the training set: it is stored with
-    its parameters only."""
-    return not detector.fit_requires and not detector.state_indexes
-
-
 def fits_from_arrays(detector) -> bool:
     """Whether a detector (class or instance) is fitted from cached arrays alone — the training
     stores and the head's arrays, no faiss index — so the workflow may fit it inside the Snakemake
-    process (rule fit_local).  Every detector that learns nothing is one."""
+    process (rule fit_local).  Every detector that learns nothing (no ``fit_requires``) is one."""
     return not detector.state_indexes
 
 

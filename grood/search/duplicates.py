@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from grood.storage.chunks import block_rows
+
 #: rows hashed, compared or moved per block: bounds the temporaries (uint64 hashing: 2× the block)
 BLOCK_BYTES = 16 << 20
 _HASH_SEED = 0x5EED_D0B1
@@ -33,7 +35,8 @@ def no_duplicates() -> np.ndarray:
 
 
 def _step(x: np.ndarray) -> int:
-    return max(1, BLOCK_BYTES // max(1, 8 * x.shape[1]))
+    """Rows per block: the uint64 temporaries of ``x``'s rows within :data:`BLOCK_BYTES`."""
+    return block_rows(x.shape[1], itemsize=8, target_bytes=BLOCK_BYTES)
 
 
 def row_hashes(x: np.ndarray) -> np.ndarray:

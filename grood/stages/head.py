@@ -14,11 +14,9 @@ log = logging.getLogger("grood")
 
 def head_stage(model_pt, out_npz) -> None:
     """Write ``model.fc`` of the checkpoint ``model_pt`` to ``out_npz`` (float32 arrays, no pickle)."""
-    from grood.detectors.head import head_arrays
-    from grood.net.training import load_checkpoint
+    from grood.stages.fit_detector import checkpoint_head
     from grood.storage import sha256_file
 
-    model, _ = load_checkpoint(model_pt)
-    arrays = head_arrays(model)
+    arrays = checkpoint_head(model_pt, "head")
     save_npz(out_npz, arrays, meta={"model": str(model_pt), "model_sha256": sha256_file(model_pt)})
     log.info("head %s → %s", {k: v.shape for k, v in arrays.items()}, out_npz)
