@@ -136,3 +136,20 @@ def same_store(a, b):
         x, y = ga[k], gb[k]
         assert x.dtype == y.dtype and x.shape == y.shape and x.chunks == y.chunks
         assert x[...].tobytes() == y[...].tobytes(), k  # byte-identical
+
+
+def brute_force_topk(queries, vectors, k: int, mask=None):
+    """The k nearest rows of every query by float64 ``Σ (q − x)²``, ranked by (distance, row), computed
+    in blocks of queries (``mask``: rows left out): the independent reference of the search tests."""
+    import numpy as np
+
+    q, x = queries.astype(np.float64), vectors.astype(np.float64)
+    d = np.empty((len(q), len(x)))
+    step = max(1, (32 << 20) // max(1, x.size * 8))
+    for a in range(0, len(q), step):
+        d[a : a + step] = np.square(x[None] - q[a : a + step, None]).sum(-1)
+    if mask is not None:
+        d[:, ~mask] = np.inf
+    rows = np.broadcast_to(np.arange(len(x)), d.shape)
+    order = np.lexsort((rows, d), axis=1)[:, :k]
+    return np.take_along_axis(d, order, 1), order

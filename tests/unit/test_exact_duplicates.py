@@ -8,21 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import brute_force_topk
 from grood.search import IndexSpec, build_index, build_unique_index, exact, sharded
 from grood.search import duplicates as dup_mod
 from grood.search.vectors import faiss, prepare, search_threads
 
 
-def _brute_force(queries, vectors, k):
-    """float64 ``Σ (q − x)²`` of every pair, ranked by (distance, row): the independent reference."""
-    q, x = queries.astype(np.float64), vectors.astype(np.float64)
-    d = np.empty((len(q), len(x)))
-    step = max(1, (32 << 20) // max(1, x.size * 8))
-    for a in range(0, len(q), step):
-        d[a : a + step] = np.square(x[None] - q[a : a + step, None]).sum(-1)
-    rows = np.broadcast_to(np.arange(len(x)), d.shape)
-    order = np.lexsort((rows, d), axis=1)[:, :k]
-    return np.take_along_axis(d, order, 1), order
+_brute_force = brute_force_topk  # float64 distances ranked by (distance, row): the reference
 
 
 def _groups(n_distinct=40, d=12, seed=0):

@@ -5,6 +5,7 @@ and the approximation report, the GPU fallback, faiss's own file format; grood.s
 import numpy as np
 import pytest
 
+from conftest import brute_force_topk
 from grood.storage import chunks
 from grood.search import IndexSpec, build_index, kth_distance, read_index, search, write_index
 from grood.search import exact, quality, sharded
@@ -28,15 +29,7 @@ def _clustered(n=3000, d=32, seed=0, clusters=20):
     return (centres[rng.integers(0, clusters, n)] + rng.normal(size=(n, d))).astype(np.float32)
 
 
-def _brute_force(queries, vectors, k, mask=None):
-    """float64 squared distances, ranked by (distance, row): the independent reference."""
-    q, x = queries.astype(np.float64), vectors.astype(np.float64)
-    d = ((q[:, None, :] - x[None]) ** 2).sum(-1)
-    if mask is not None:
-        d[:, ~mask] = np.inf
-    rows = np.broadcast_to(np.arange(len(x)), d.shape)
-    order = np.lexsort((rows, d), axis=1)[:, :k]
-    return np.take_along_axis(d, order, 1), order
+_brute_force = brute_force_topk  # float64 distances ranked by (distance, row): the reference
 
 
 def _serial(index) -> bytes:
